@@ -1,0 +1,108 @@
+"""Folds a canonical event stream into a canonical Response.
+
+Used wherever a stream must be seen whole: non-streaming replies served from a streaming upstream,
+the reasoning memory, usage recording and `dragoman say`.
+"""
+
+from __future__ import annotations
+
+from dragoman.canonical import (
+    ArgumentsDelta,
+    Event,
+    MessageDelta,
+    MessageStart,
+    Opaque,
+    OpaqueDelta,
+    PartStart,
+    Reasoning,
+    ReasoningDelta,
+    Response,
+    SignatureDelta,
+    StreamError,
+    Text,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+
+def merge_usage(into: Usage, new: Usage) -> Usage:
+    """Later reports win field by field where they say something (Anthropic's message_delta
+    repeats cumulative counts; OpenAI's final chunk says everything once)."""
+    return Usage(
+        input_tokens=new.input_tokens or into.input_tokens,
+        output_tokens=new.output_tokens or into.output_tokens,
+        cache_read_tokens=new.cache_read_tokens or into.cache_read_tokens,
+        cache_write_tokens=new.cache_write_tokens or into.cache_write_tokens,
+        reasoning_tokens=new.reasoning_tokens if new.reasoning_tokens is not None else into.reasoning_tokens,
+    )
+
+
+class Accumulator:
+    __slots__ = ("_args", "_sig", "_texts", "error", "response")
+
+    def __init__(self) -> None:
+        self.response = Response(id="", model="")
+        self.error: StreamError | None = None
+        self._texts: dict[int, list[str]] = {}
+        self._args: dict[int, list[str]] = {}
+        self._sig: dict[int, list[str]] = {}
+
+    def feed(self, event: Event) -> None:
+        resp = self.response
+        if isinstance(event, TextDelta | ReasoningDelta):
+            self._texts.setdefault(event.index, []).append(event.text)
+        elif isinstance(event, ArgumentsDelta):
+            self._args.setdefault(event.index, []).append(event.fragment)
+        elif isinstance(event, SignatureDelta):
+            self._sig.setdefault(event.index, []).append(event.signature)
+        elif isinstance(event, PartStart):
+            while len(resp.content) < event.index:
+                resp.content.append(Text(""))
+            part = event.part
+            # copy so the accumulated part is ours to finish
+            if isinstance(part, Text):
+                part = Text(part.text, extra=part.extra)
+            elif isinstance(part, Reasoning):
+                part = Reasoning(part.text, part.signature, part.redacted, part.origin, part.details)
+            elif isinstance(part, ToolCall):
+                part = ToolCall(part.id, part.name, part.arguments, part.extra)
+            if event.index < len(resp.content):
+                resp.content[event.index] = part
+            else:
+                resp.content.append(part)
+        elif isinstance(event, OpaqueDelta):
+            pass  # opaque deltas only matter to a same-dialect byte trip
+        elif isinstance(event, MessageStart):
+            resp.id = event.id
+            resp.model = event.model
+            if event.usage is not None:
+                resp.usage = merge_usage(resp.usage, event.usage)
+        elif isinstance(event, MessageDelta):
+            if event.stop_reason is not None:
+                resp.stop_reason = event.stop_reason
+            if event.stop_sequence is not None:
+                resp.stop_sequence = event.stop_sequence
+            if event.usage is not None:
+                resp.usage = merge_usage(resp.usage, event.usage)
+        elif isinstance(event, StreamError):
+            self.error = event
+
+    def finish(self) -> Response:
+        content = self.response.content
+        for i, part in enumerate(content):
+            if isinstance(part, Text) and i in self._texts:
+                part.text += "".join(self._texts[i])
+            elif isinstance(part, Reasoning):
+                if i in self._texts:
+                    part.text += "".join(self._texts[i])
+                if i in self._sig:
+                    part.signature = (part.signature or "") + "".join(self._sig[i])
+            elif isinstance(part, ToolCall) and i in self._args:
+                part.arguments += "".join(self._args[i])
+            elif isinstance(part, Opaque):
+                pass
+        self._texts.clear()
+        self._args.clear()
+        self._sig.clear()
+        return self.response
