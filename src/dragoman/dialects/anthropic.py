@@ -1,0 +1,689 @@
+"""Anthropic Messages codec: `/v1/messages` bodies and SSE streams to and from `dragoman.canonical`.
+
+Every `extra` this codec writes is namespaced `{"anthropic": {...}}` and it reads only that namespace.
+The stream state machines live in `anthropic_stream`.
+
+Lossy or refused on the way out (`encode_request`), by rule:
+
+* `n > 1` is refused (`Unsupported`); `seed`, `presence_penalty`, `frequency_penalty`, message
+  `name` and other dialects' `Opaque` blocks are dropped. Empty reasoning (no text, signature or
+  redacted data) is dropped; a message left empty is dropped.
+* `system` messages anywhere in the conversation join the top-level `system` after the canonical
+  system texts, so a mid-conversation system message loses its position. `system` is a string when
+  it is one plain text, a list of text blocks otherwise.
+* Consecutive same-role messages merge; `tool_result` blocks go first in their user turn.
+* `response_format` `json_object` becomes an instruction appended to `system`
+  (`JSON_OBJECT_INSTRUCTION`); `json_schema` becomes `output_config.format` (name and strict are lost).
+* Reasoning effort with no budget (OpenAI `reasoning_effort`) becomes `thinking.enabled` with
+  `budget_tokens` from `EFFORT_BUDGET`; an explicit budget is raised to 1024 at least, and
+  `max_tokens` is raised to `budget + 4096` when it does not exceed the budget.
+* Server tools (kept in `extra.anthropic.server_tools`) are appended after the custom tools.
+* `tool_choice` is left out when the request has no tools.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from dragoman.canonical import (
+    Image,
+    Message,
+    Opaque,
+    Part,
+    Reasoning,
+    Request,
+    Response,
+    ResponseFormat,
+    Text,
+    Thinking,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    ToolSpec,
+)
+from dragoman.dialects.anthropic_stream import (
+    AnthropicStreamDecoder,
+    AnthropicStreamEncoder,
+    anthropic_extra,
+    stop_reason,
+    usage_from_wire,
+    usage_to_wire,
+)
+from dragoman.errors import GatewayError, InvalidRequest, Unsupported, for_upstream_status, redact
+
+DEFAULT_MAX_TOKENS = 4096
+MIN_BUDGET = 1024
+EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 64000}
+_EFFORTS = frozenset(("low", "medium", "high", "xhigh", "max"))  # output_config.effort values
+JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
+
+_dec = msgspec.json.Decoder()
+_enc = msgspec.json.Encoder()
+
+_KNOWN_TOP = frozenset(
+    "model messages system max_tokens temperature top_p top_k stop_sequences tools tool_choice thinking "  # noqa: SIM905
+    "output_config metadata stream".split()
+)
+_RESPONSE_KNOWN = frozenset("id type role model content stop_reason stop_sequence usage".split())  # noqa: SIM905
+_USAGE_KNOWN = frozenset(
+    ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+) | {"output_tokens_details"}
+
+
+# ---- validation helpers -------------------------------------------------------------------------
+
+
+def _bad(message: str, param: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param)
+
+
+def _str(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise _bad(f"{param} must be a string", param)
+    return value
+
+
+def _opt_int(value: Any, param: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _bad(f"{param} must be an integer", param)
+    return value
+
+
+def _opt_float(value: Any, param: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _bad(f"{param} must be a number", param)
+    return float(value)
+
+
+def _dict(value: Any, param: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(f"{param} must be an object", param)
+    return value
+
+
+def _list(value: Any, param: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _bad(f"{param} must be an array", param)
+    return value
+
+
+def _rest(block: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any] | None:
+    rest = {k: v for k, v in block.items() if k not in known}
+    return {"anthropic": rest} if rest else None
+
+
+def _with_extra(block: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    for k, v in anthropic_extra(extra).items():
+        block.setdefault(k, v)
+    return block
+
+
+# ---- blocks: wire -> canonical ------------------------------------------------------------------
+
+
+def _image(b: dict[str, Any], path: str) -> Part:
+    src = _dict(b.get("source"), path + ".source")
+    extra = _rest(b, ("type", "source"))
+    st = src.get("type")
+    if st == "base64":
+        return Image(
+            media_type=_str(src.get("media_type"), path + ".source.media_type"),
+            data=_str(src.get("data"), path + ".source.data"),
+            extra=extra,
+        )
+    if st == "url":
+        return Image(url=_str(src.get("url"), path + ".source.url"), extra=extra)
+    return Opaque("anthropic", b)  # file sources and anything newer
+
+
+def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
+    tid = _str(b.get("tool_use_id"), path + ".tool_use_id")
+    content = b.get("content")
+    parts: list[Text | Image] = []
+    raw: list[Any] | None = None
+    if isinstance(content, str):
+        parts.append(Text(content))
+    elif isinstance(content, list):
+        for j, item in enumerate(content):
+            ipath = f"{path}.content.{j}"
+            item = _dict(item, ipath)
+            t = item.get("type")
+            if t == "text":
+                parts.append(
+                    Text(_str(item.get("text"), ipath + ".text"), extra=_rest(item, ("type", "text")))
+                )
+            elif t == "image":
+                img = _image(item, ipath)
+                if isinstance(img, Image):
+                    parts.append(img)
+                else:
+                    raw = content
+            elif isinstance(t, str):
+                raw = content  # search_result, document, tool_reference: kept verbatim below
+            else:
+                raise _bad(f"{ipath}.type is required", ipath + ".type")
+    elif content is not None:
+        raise _bad(f"{path}.content must be a string or an array", path + ".content")
+    is_error = b.get("is_error")
+    if is_error is not None and not isinstance(is_error, bool):
+        raise _bad(f"{path}.is_error must be a boolean", path + ".is_error")
+    rest = {k: v for k, v in b.items() if k not in ("type", "tool_use_id", "content", "is_error")}
+    if raw is not None:
+        rest["content"] = raw
+    return ToolResult(tid, parts, bool(is_error), extra={"anthropic": rest} if rest else None)
+
+
+def _block(b: Any, path: str) -> Part:
+    b = _dict(b, path)
+    t = b.get("type")
+    if not isinstance(t, str):
+        raise _bad(f"{path}.type is required", path + ".type")
+    if t == "text":
+        return Text(_str(b.get("text"), path + ".text"), extra=_rest(b, ("type", "text")))
+    if t == "image":
+        return _image(b, path)
+    if t == "tool_use":
+        inp = b.get("input")
+        inp = {} if inp is None else _dict(inp, path + ".input")
+        return ToolCall(
+            _str(b.get("id"), path + ".id"),
+            _str(b.get("name"), path + ".name"),
+            _enc.encode(inp).decode(),
+            extra=_rest(b, ("type", "id", "name", "input")),
+        )
+    if t == "tool_result":
+        return _tool_result(b, path)
+    if t == "thinking":
+        sig = b.get("signature")
+        return Reasoning(
+            _str(b.get("thinking", ""), path + ".thinking"),
+            signature=None if sig is None else _str(sig, path + ".signature"),
+        )
+    if t == "redacted_thinking":
+        return Reasoning(redacted=_str(b.get("data"), path + ".data"))
+    return Opaque("anthropic", b)
+
+
+def _content(content: Any, path: str) -> list[Part]:
+    if isinstance(content, str):
+        return [Text(content)]
+    items = _list(content, path)
+    return [_block(b, f"{path}.{j}") for j, b in enumerate(items)]
+
+
+def _system(value: Any) -> list[Text]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [Text(value)]
+    out: list[Text] = []
+    for j, b in enumerate(_list(value, "system")):
+        path = f"system.{j}"
+        b = _dict(b, path)
+        if b.get("type") != "text":
+            raise _bad(f"{path} must be a text block", path + ".type")
+        out.append(Text(_str(b.get("text"), path + ".text"), extra=_rest(b, ("type", "text"))))
+    return out
+
+
+# ---- blocks: canonical -> wire ------------------------------------------------------------------
+
+
+def _arguments(call: ToolCall, param: str) -> dict[str, Any]:
+    if not call.arguments.strip():
+        return {}
+    try:
+        value = _dec.decode(call.arguments)
+    except msgspec.DecodeError:
+        raise _bad(f"tool call {call.id!r} has arguments that are not valid JSON", param) from None
+    if not isinstance(value, dict):
+        raise _bad(f"tool call {call.id!r} has arguments that are not a JSON object", param)
+    return value
+
+
+def _image_block(img: Image) -> dict[str, Any]:
+    if img.data is not None:
+        source = {"type": "base64", "media_type": img.media_type or "image/png", "data": img.data}
+    else:
+        url = img.url or ""
+        head, sep, data = url.partition(",")
+        if url.startswith("data:") and sep and head.endswith(";base64"):
+            source = {"type": "base64", "media_type": head[5:-7] or "image/png", "data": data}
+        else:
+            source = {"type": "url", "url": url}
+    return _with_extra({"type": "image", "source": source}, img.extra)
+
+
+def _text_block(t: Text) -> dict[str, Any]:
+    return _with_extra({"type": "text", "text": t.text}, t.extra)
+
+
+def _out_block(part: Part, param: str) -> dict[str, Any] | None:
+    if isinstance(part, Text):
+        return _text_block(part)
+    if isinstance(part, ToolCall):
+        block = {"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part, param)}
+        return _with_extra(block, part.extra)
+    if isinstance(part, Reasoning):
+        if part.redacted is not None:
+            return {"type": "redacted_thinking", "data": part.redacted}
+        if not part.text and not part.signature:
+            return None
+        return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
+    if isinstance(part, Image):
+        return _image_block(part)
+    if isinstance(part, ToolResult):
+        mine = anthropic_extra(part.extra)
+        res: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_call_id}
+        if "content" in mine:
+            res["content"] = mine["content"]
+        elif len(part.content) == 1 and isinstance(part.content[0], Text) and not part.content[0].extra:
+            res["content"] = part.content[0].text
+        elif part.content:
+            res["content"] = [
+                _text_block(c) if isinstance(c, Text) else _image_block(c) for c in part.content
+            ]
+        if part.is_error:
+            res["is_error"] = True
+        for k, v in mine.items():
+            res.setdefault(k, v)
+        return res
+    if part.dialect == "anthropic":
+        return part.data
+    return None
+
+
+def _plain(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if len(blocks) == 1 and blocks[0].keys() == {"type", "text"} and blocks[0]["type"] == "text":
+        text: str = blocks[0]["text"]
+        return text
+    return blocks
+
+
+# ---- thinking -----------------------------------------------------------------------------------
+
+
+def _decode_thinking(body: dict[str, Any], extra: dict[str, Any]) -> Thinking | None:
+    oc = body.get("output_config")
+    effort = oc.get("effort") if isinstance(oc, dict) else None
+    if effort is not None:
+        _str(effort, "output_config.effort")
+    raw = body.get("thinking")
+    if raw is None:
+        if effort is None:
+            return None
+        extra.setdefault("output_config", {})["effort"] = effort  # an effort-only request stays so
+        return Thinking(effort=effort)
+    th = _dict(raw, "thinking")
+    t = th.get("type")
+    display = th.get("display")
+    if display is not None:
+        _str(display, "thinking.display")
+    if t == "enabled":
+        budget = _opt_int(th.get("budget_tokens"), "thinking.budget_tokens")
+        return Thinking(enabled=True, budget_tokens=budget, effort=effort, display=display)
+    if t == "adaptive":
+        return Thinking(enabled=True, adaptive=True, effort=effort, display=display)
+    if t == "disabled":
+        return Thinking(enabled=False, effort=effort)
+    raise _bad("thinking.type must be one of enabled, adaptive, disabled", "thinking.type")
+
+
+def _encode_thinking(req: Request, body: dict[str, Any], extra: dict[str, Any]) -> None:
+    th = req.thinking
+    if th is None:
+        return
+    effort = th.effort
+    native: str | None = None  # effort sent as output_config.effort
+    out: dict[str, Any] | None = None
+    budget: int | None = None
+    if th.enabled is False or effort == "none":
+        out = {"type": "disabled"}
+        native = None if effort == "none" else effort
+    elif th.adaptive:
+        out = {"type": "adaptive"}
+        native = effort
+    elif th.budget_tokens is not None:
+        budget = max(th.budget_tokens, MIN_BUDGET)
+        native = effort
+    elif effort is not None:
+        oc = extra.get("output_config")
+        if isinstance(oc, dict) and oc.get("effort") == effort:
+            native = effort  # came from an Anthropic effort-only request
+        else:
+            budget = EFFORT_BUDGET.get(effort, EFFORT_BUDGET["medium"])
+    elif th.enabled:
+        budget = EFFORT_BUDGET["medium"]
+    if budget is not None:
+        out = {"type": "enabled", "budget_tokens": budget}
+        if body["max_tokens"] <= budget:
+            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
+    if out is not None:
+        if th.display is not None and out["type"] != "disabled":
+            out["display"] = th.display
+        body["thinking"] = out
+    if native is not None:
+        body.setdefault("output_config", {})["effort"] = native if native in _EFFORTS else "low"
+
+
+# ---- the codec ----------------------------------------------------------------------------------
+
+
+class AnthropicCodec:
+    name = "anthropic"
+    framing = "sse"
+
+    # -- requests --
+
+    def decode_request(self, body: dict[str, Any]) -> Request:
+        body = _dict(body, "body")
+        extra: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_TOP}
+        messages: list[Message] = []
+        for i, m in enumerate(_list(body.get("messages"), "messages")):
+            path = f"messages.{i}"
+            m = _dict(m, path)
+            role = m.get("role")
+            if role not in ("user", "assistant", "system"):
+                raise _bad(f"{path}.role must be user, assistant or system", path + ".role")
+            mextra = _rest(m, ("role", "content"))
+            messages.append(Message(role, _content(m.get("content"), path + ".content"), extra=mextra))
+
+        stop = body.get("stop_sequences")
+        if stop is not None:
+            stop = [_str(s, f"stop_sequences.{j}") for j, s in enumerate(_list(stop, "stop_sequences"))]
+
+        tools: list[ToolSpec] | None = None
+        server: list[dict[str, Any]] = []
+        if body.get("tools") is not None:
+            tools = []
+            for j, t in enumerate(_list(body["tools"], "tools")):
+                path = f"tools.{j}"
+                t = _dict(t, path)
+                if t.get("type") not in (None, "custom"):
+                    server.append(t)
+                    continue
+                desc = t.get("description")
+                strict = t.get("strict")
+                tools.append(
+                    ToolSpec(
+                        _str(t.get("name"), path + ".name"),
+                        None if desc is None else _str(desc, path + ".description"),
+                        _dict(t.get("input_schema"), path + ".input_schema"),
+                        strict if isinstance(strict, bool) else None,
+                        _rest(t, ("name", "description", "input_schema", "strict")),
+                    )
+                )
+        if server:
+            extra["server_tools"] = server
+
+        tool_choice: ToolChoice | None = None
+        parallel: bool | None = None
+        if body.get("tool_choice") is not None:
+            tc = _dict(body["tool_choice"], "tool_choice")
+            t = tc.get("type")
+            if t == "auto" or t == "none":
+                tool_choice = ToolChoice(t)
+            elif t == "any":
+                tool_choice = ToolChoice("required")
+            elif t == "tool":
+                tool_choice = ToolChoice("tool", _str(tc.get("name"), "tool_choice.name"))
+            else:
+                raise _bad("tool_choice.type must be auto, any, tool or none", "tool_choice.type")
+            dp = tc.get("disable_parallel_tool_use")
+            if dp is not None:
+                if not isinstance(dp, bool):
+                    raise _bad("tool_choice.disable_parallel_tool_use must be a boolean", "tool_choice")
+                parallel = not dp
+
+        rf: ResponseFormat | None = None
+        oc = body.get("output_config")
+        if oc is not None:
+            oc_rest = {k: v for k, v in _dict(oc, "output_config").items() if k not in ("effort", "format")}
+            fmt = oc.get("format")
+            if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+                rf = ResponseFormat(
+                    "json_schema", schema=_dict(fmt.get("schema"), "output_config.format.schema")
+                )
+            elif fmt is not None:
+                oc_rest["format"] = fmt
+            if oc_rest:
+                extra["output_config"] = oc_rest
+        thinking = _decode_thinking(body, extra)
+
+        user: str | None = None
+        meta = body.get("metadata")
+        if meta is not None:
+            meta = _dict(meta, "metadata")
+            uid = meta.get("user_id")
+            user = None if uid is None else _str(uid, "metadata.user_id")
+            meta_rest = {k: v for k, v in meta.items() if k != "user_id"}
+            if meta_rest:
+                extra["metadata"] = meta_rest
+
+        stream = body.get("stream", False)
+        if stream is not None and not isinstance(stream, bool):
+            raise _bad("stream must be a boolean", "stream")
+        return Request(
+            model=_str(body.get("model"), "model"),
+            messages=messages,
+            system=_system(body.get("system")),
+            max_tokens=_opt_int(body.get("max_tokens"), "max_tokens"),
+            temperature=_opt_float(body.get("temperature"), "temperature"),
+            top_p=_opt_float(body.get("top_p"), "top_p"),
+            top_k=_opt_int(body.get("top_k"), "top_k"),
+            stop=stop,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel,
+            thinking=thinking,
+            response_format=rf,
+            user=user,
+            stream=bool(stream),
+            extra={"anthropic": extra} if extra else None,
+        )
+
+    def encode_request(self, request: Request) -> dict[str, Any]:
+        req = request
+        if req.n is not None and req.n > 1:
+            raise Unsupported("n > 1 is not supported by Anthropic-dialect providers", param="n")
+        extra = anthropic_extra(req.extra)
+        max_tokens = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
+        body: dict[str, Any] = {"model": req.model, "max_tokens": max_tokens}
+
+        system = list(req.system)
+        turns: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]] = []
+        for i, m in enumerate(req.messages):
+            if m.role == "system":
+                system.extend(p for p in m.content if isinstance(p, Text))
+                continue
+            results: list[dict[str, Any]] = []
+            others: list[dict[str, Any]] = []
+            for j, part in enumerate(m.content):
+                block = _out_block(part, f"messages.{i}.content.{j}.arguments")
+                if block is not None:
+                    (results if isinstance(part, ToolResult) else others).append(block)
+            if not results and not others:
+                continue
+            mextra = anthropic_extra(m.extra)
+            if turns and turns[-1][0] == m.role:
+                turns[-1][1].extend(results)
+                turns[-1][2].extend(others)
+                for k, v in mextra.items():
+                    turns[-1][3].setdefault(k, v)
+            else:
+                turns.append((m.role, results, others, dict(mextra)))
+        messages: list[dict[str, Any]] = []
+        for role, results, others, mextra in turns:
+            msg = {"role": role, "content": _plain(results + others)}
+            for k, v in mextra.items():
+                msg.setdefault(k, v)
+            messages.append(msg)
+
+        rf = req.response_format
+        if rf is not None and rf.type == "json_object":
+            system.append(Text(JSON_OBJECT_INSTRUCTION))
+        if system:
+            blocks = [_text_block(t) for t in system]
+            body["system"] = _plain(blocks)
+        body["messages"] = messages
+
+        if req.temperature is not None:
+            body["temperature"] = req.temperature
+        if req.top_p is not None:
+            body["top_p"] = req.top_p
+        if req.top_k is not None:
+            body["top_k"] = req.top_k
+        if req.stop:
+            body["stop_sequences"] = list(req.stop)
+
+        tools: list[dict[str, Any]] = []
+        for spec in req.tools or ():
+            tool: dict[str, Any] = {"name": spec.name}
+            if spec.description is not None:
+                tool["description"] = spec.description
+            tool["input_schema"] = spec.parameters
+            if spec.strict is not None:
+                tool["strict"] = spec.strict
+            tools.append(_with_extra(tool, spec.extra))
+        server = extra.get("server_tools")
+        if isinstance(server, list):
+            tools.extend(server)
+        if tools:
+            body["tools"] = tools
+            tc = req.tool_choice
+            choice: dict[str, Any] | None = None
+            if tc is not None:
+                if tc.mode == "tool":
+                    if not tc.name:
+                        raise _bad("tool_choice names no tool", "tool_choice.name")
+                    choice = {"type": "tool", "name": tc.name}
+                else:
+                    choice = {"type": {"required": "any"}.get(tc.mode, tc.mode)}
+            if req.parallel_tool_calls is not None and (choice is None or choice["type"] != "none"):
+                if choice is None and req.parallel_tool_calls is False:
+                    choice = {"type": "auto"}
+                if choice is not None:
+                    choice["disable_parallel_tool_use"] = not req.parallel_tool_calls
+            if choice is not None:
+                body["tool_choice"] = choice
+
+        _encode_thinking(req, body, extra)
+        if rf is not None and rf.type == "json_schema":
+            fmt = {"type": "json_schema", "schema": rf.schema or {"type": "object"}}
+            body.setdefault("output_config", {})["format"] = fmt
+        if req.user is not None:
+            body["metadata"] = {"user_id": req.user}
+        if req.stream:
+            body["stream"] = True
+
+        for k, v in extra.items():
+            if k == "server_tools":
+                continue
+            mine = body.get(k)
+            if mine is None:
+                body[k] = v
+            elif isinstance(mine, dict) and isinstance(v, dict):
+                body[k] = {**v, **mine}  # what the canonical request says wins
+        return body
+
+    # -- responses --
+
+    def decode_response(self, body: dict[str, Any]) -> Response:
+        body = _dict(body, "body")
+        content = _content(body.get("content") or [], "content")
+        extra = {k: v for k, v in body.items() if k not in _RESPONSE_KNOWN}
+        usage = body.get("usage")
+        if isinstance(usage, dict):
+            usage_rest = {k: v for k, v in usage.items() if k not in _USAGE_KNOWN}
+            if usage_rest:
+                extra["usage"] = usage_rest
+        seq = body.get("stop_sequence")
+        return Response(
+            id=body.get("id") or "",
+            model=body.get("model") or "",
+            content=content,
+            stop_reason=stop_reason(body.get("stop_reason")),
+            stop_sequence=seq if isinstance(seq, str) else None,
+            usage=usage_from_wire(usage),
+            extra={"anthropic": extra} if extra else None,
+        )
+
+    def encode_response(self, response: Response) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        for part in response.content:
+            if isinstance(part, ToolResult):
+                continue  # not an assistant block
+            if isinstance(part, ToolCall):
+                try:
+                    block = _out_block(part, "content")
+                except InvalidRequest:  # an upstream cut the JSON short (max_tokens)
+                    block = _with_extra(
+                        {"type": "tool_use", "id": part.id, "name": part.name, "input": {}}, part.extra
+                    )
+            else:
+                block = _out_block(part, "content")
+            if block is not None:
+                content.append(block)
+        extra = anthropic_extra(response.extra)
+        usage = usage_to_wire(response.usage)
+        extra_usage = extra.get("usage")
+        if isinstance(extra_usage, dict):
+            usage = {**extra_usage, **usage}
+        body: dict[str, Any] = {
+            "id": response.id,
+            "type": "message",
+            "role": "assistant",
+            "model": response.model,
+            "content": content,
+            "stop_reason": response.stop_reason,
+            "stop_sequence": response.stop_sequence,
+            "usage": usage,
+        }
+        for k, v in extra.items():
+            body.setdefault(k, v)
+        return body
+
+    # -- streams --
+
+    def stream_decoder(self) -> AnthropicStreamDecoder:
+        return AnthropicStreamDecoder()
+
+    def stream_encoder(self, *, include_usage: bool = False) -> AnthropicStreamEncoder:
+        return AnthropicStreamEncoder(include_usage=include_usage)
+
+    # -- errors --
+
+    def decode_error(self, status: int, body: bytes) -> GatewayError:
+        cls = for_upstream_status(status)
+        message = ""
+        try:
+            doc = _dec.decode(body) if body else None
+        except msgspec.DecodeError:
+            doc = None
+            message = body.decode("utf-8", "replace").strip()[:2000]
+        if isinstance(doc, dict):
+            err = doc.get("error")
+            if isinstance(err, dict):
+                m = err.get("message")
+                message = m if isinstance(m, str) else ""
+                if not message and isinstance(err.get("type"), str):
+                    message = err["type"]
+            elif isinstance(err, str):
+                message = err
+            elif isinstance(doc.get("message"), str):
+                message = doc["message"]
+        if not message:
+            message = f"upstream returned HTTP {status}"
+        return cls(redact(message))
+
+    def encode_error(self, error: GatewayError) -> dict[str, Any]:
+        return error.to_anthropic()
+
+
+CODEC = AnthropicCodec()

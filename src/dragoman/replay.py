@@ -1,0 +1,69 @@
+"""Reasoning replay: put remembered reasoning back on assistant tool-call turns that lost it.
+
+Providers that declare `reasoning_replay` get this step; it works on the upstream wire body, one
+function per dialect, and never overwrites reasoning the client did send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dragoman.canonical import Reasoning
+from dragoman.reasoning import ReasoningStore
+
+
+def _recall(store: ReasoningStore, ids: list[str]) -> list[Reasoning] | None:
+    for tid in ids:
+        parts = store.recall(tid)
+        if parts:
+            return parts
+    return None
+
+
+def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bool) -> None:
+    """`reasoning_content` on every assistant message with tool_calls: the remembered text, or ""
+    when nothing is remembered and `fill_empty` (thinking on) says the provider insists."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return
+    for msg in messages:
+        if not isinstance(msg, dict) or msg.get("role") != "assistant":
+            continue
+        calls = msg.get("tool_calls")
+        if not calls or msg.get("reasoning_content") is not None:
+            continue
+        ids = [c.get("id") for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        parts = _recall(store, ids)
+        texts = [p.text for p in parts if p.redacted is None] if parts else []
+        if texts:
+            msg["reasoning_content"] = "".join(texts)
+        elif fill_empty:
+            msg["reasoning_content"] = ""
+
+
+def attach_anthropic(body: dict[str, Any], store: ReasoningStore, origin: str) -> None:
+    """Thinking blocks first in every assistant turn holding tool_use, when the client dropped
+    them and this provider minted the remembered ones (signatures are only valid where made)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return
+    for msg in messages:
+        if not isinstance(msg, dict) or msg.get("role") != "assistant":
+            continue
+        content = msg.get("content")
+        if not isinstance(content, list):
+            continue
+        types = {b.get("type") for b in content if isinstance(b, dict)}
+        if "tool_use" not in types or types & {"thinking", "redacted_thinking"}:
+            continue
+        ids = [b["id"] for b in content if isinstance(b, dict) and b.get("type") == "tool_use" and "id" in b]
+        parts = _recall(store, ids)
+        if not parts or any(p.origin not in (None, origin) for p in parts):
+            continue
+        msg["content"] = [to_anthropic_block(p) for p in parts] + content
+
+
+def to_anthropic_block(part: Reasoning) -> dict[str, Any]:
+    if part.redacted is not None:
+        return {"type": "redacted_thinking", "data": part.redacted}
+    return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
