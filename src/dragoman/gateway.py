@@ -27,7 +27,9 @@ class Gateway:
         default = config.server.default_provider
         if default not in providers:
             raise ConfigError(
-                config.path, "server.default_provider", f"{default!r} is not a provider ({', '.join(providers)})"
+                config.path,
+                "server.default_provider",
+                f"{default!r} is not a provider ({', '.join(providers)})",
             )
         for name, target in config.aliases.items():
             pid = target.partition("/")[0]

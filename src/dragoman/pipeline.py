@@ -45,8 +45,11 @@ ANTHROPIC_VERSION = "2023-06-01"
 PASS_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "request-id", "x-should-retry")
 PASS_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
 # How each dialect's stream says it ended; a pass-through stream without one was cut short.
-TERMINAL = {"openai": (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"'), "anthropic": (b"message_stop", b"event: error"),
-            "ollama": (b'"done":true', b'"done": true', b'"error"')}
+TERMINAL = {
+    "openai": (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"'),
+    "anthropic": (b"message_stop", b"event: error"),
+    "ollama": (b'"done":true', b'"done": true', b'"error"'),
+}
 STREAM_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
 
@@ -173,7 +176,10 @@ def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
 
 def upstream_headers(trip: Trip, request: web.Request | None) -> dict[str, str]:
     provider = trip.provider
-    headers = {"content-type": "application/json", "accept": "text/event-stream" if trip.stream else "application/json"}
+    headers = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if trip.stream else "application/json",
+    }
     if trip.upstream == "anthropic":
         headers["anthropic-version"] = ANTHROPIC_VERSION
         if request is not None and trip.client == "anthropic":
@@ -224,8 +230,13 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
     finally:
         up.close()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %s in %.1f ms", client, trip.route.requested, provider.id,
-                      (time.perf_counter() - started) * 1000)
+            log.debug(
+                "%s %s -> %s in %.1f ms",
+                client,
+                trip.route.requested,
+                provider.id,
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 async def _unary(gw: Gateway, trip: Trip, up: Any) -> web.Response:
@@ -346,4 +357,3 @@ async def _translate_stream(gw: Gateway, trip: Trip, up: Any, response: web.Stre
         await write(b"".join(out))
     if acc is not None:
         remember(gw, trip.provider.id, acc.finish())
-

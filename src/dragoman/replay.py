@@ -20,9 +20,10 @@ def _recall(store: ReasoningStore, ids: list[str]) -> list[Reasoning] | None:
     return None
 
 
-def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bool) -> None:
+def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bool, details: bool = False) -> None:
     """`reasoning_content` on every assistant message with tool_calls: the remembered text, or ""
-    when nothing is remembered and `fill_empty` (thinking on) says the provider insists."""
+    when nothing is remembered and `fill_empty` (thinking on) says the provider insists.
+    With `details`, OpenRouter's `reasoning_details` come back too, unchanged."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return
@@ -30,9 +31,16 @@ def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bo
         if not isinstance(msg, dict) or msg.get("role") != "assistant":
             continue
         calls = msg.get("tool_calls")
-        if not calls or msg.get("reasoning_content") is not None:
+        if not calls:
             continue
-        ids = [c.get("id") for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        ids = [str(c["id"]) for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        if details and "reasoning_details" not in msg:
+            found = _recall(store, ids)
+            kept = [d for p in found or [] for d in p.details or []]
+            if kept:
+                msg["reasoning_details"] = kept
+        if msg.get("reasoning_content") is not None:
+            continue
         parts = _recall(store, ids)
         texts = [p.text for p in parts if p.redacted is None] if parts else []
         if texts:
@@ -67,3 +75,18 @@ def to_anthropic_block(part: Reasoning) -> dict[str, Any]:
     if part.redacted is not None:
         return {"type": "redacted_thinking", "data": part.redacted}
     return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
+
+
+def thinking_on(body: dict[str, Any]) -> bool:
+    """Whether an Anthropic-dialect body asks for thinking."""
+    t = body.get("thinking")
+    return isinstance(t, dict) and t.get("type") in ("enabled", "adaptive")
+
+
+def drop_params(body: dict[str, Any], names: tuple[str, ...], why: str, log: Any) -> None:
+    """Remove sampling parameters a provider fixes; say so at debug level."""
+    dropped = [n for n in names if n in body]
+    for n in dropped:
+        del body[n]
+    if dropped:
+        log.debug("dropped %s: %s", ", ".join(dropped), why)

@@ -89,7 +89,10 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
 
 def _announce(host: str, workers: int) -> Callable[[int], None]:
     def ready(port: int) -> None:
-        print(f"dragoman listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})", flush=True)
+        print(
+            f"dragoman listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})",
+            flush=True,
+        )
 
     return ready
 
@@ -99,7 +102,7 @@ def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
         _worker(config, host, port, False, _announce(host, 1))
         return
     # several processes share the port through SO_REUSEPORT: the kernel balances connections
-    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    ctx = multiprocessing.get_context("fork")
     procs = [
         ctx.Process(target=_worker, args=(config, host, port, True, _announce(host, workers) if i == 0 else None))
         for i in range(workers)

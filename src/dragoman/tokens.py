@@ -52,7 +52,9 @@ def _content(content: Any) -> float:
             elif kind == "thinking":
                 total += text_tokens(str(block.get("thinking", "")))
             elif kind == "tool_use":
-                total += text_tokens(str(block.get("name", ""))) + text_tokens(_json.encode(block.get("input", {})).decode())
+                total += text_tokens(str(block.get("name", ""))) + text_tokens(
+                    _json.encode(block.get("input", {})).decode()
+                )
             elif kind == "tool_result":
                 total += _content(block.get("content", ""))
             elif kind == "document":

@@ -41,7 +41,7 @@ class UpstreamResponse:
                 if not chunk:
                     return
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise _network_error(exc, "streaming the reply") from None
 
     def close(self) -> None:
@@ -63,9 +63,7 @@ class Upstream:
             session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=provider.connect_timeout, sock_read=provider.timeout
-                ),
+                timeout=aiohttp.ClientTimeout(total=None, connect=provider.connect_timeout, sock_read=provider.timeout),
                 auto_decompress=True,
             )
             self._sessions[provider.id] = session

@@ -16,13 +16,10 @@ _cache: dict[str, Codec] = {}
 def get(name: str) -> Codec:
     codec = _cache.get(name)
     if codec is None:
-        if name == "openai":
-            from dragoman.dialects.openai import CODEC
-        elif name == "anthropic":
-            from dragoman.dialects.anthropic import CODEC
-        elif name == "ollama":
-            from dragoman.dialects.ollama import CODEC
-        else:
+        if name not in DIALECTS:
             raise KeyError(name)
-        codec = _cache[name] = CODEC
+        # imported on first use: start-up pays only for the dialects it serves
+        from importlib import import_module
+
+        codec = _cache[name] = import_module(f"dragoman.dialects.{name}").CODEC
     return codec

@@ -155,9 +155,7 @@ def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
             item = _dict(item, ipath)
             t = item.get("type")
             if t == "text":
-                parts.append(
-                    Text(_str(item.get("text"), ipath + ".text"), extra=_rest(item, ("type", "text")))
-                )
+                parts.append(Text(_str(item.get("text"), ipath + ".text"), extra=_rest(item, ("type", "text"))))
             elif t == "image":
                 img = _image(item, ipath)
                 if isinstance(img, Image):
@@ -286,9 +284,7 @@ def _out_block(part: Part, param: str) -> dict[str, Any] | None:
         elif len(part.content) == 1 and isinstance(part.content[0], Text) and not part.content[0].extra:
             res["content"] = part.content[0].text
         elif part.content:
-            res["content"] = [
-                _text_block(c) if isinstance(c, Text) else _image_block(c) for c in part.content
-            ]
+            res["content"] = [_text_block(c) if isinstance(c, Text) else _image_block(c) for c in part.content]
         if part.is_error:
             res["is_error"] = True
         for k, v in mine.items():
@@ -447,9 +443,7 @@ class AnthropicCodec:
             oc_rest = {k: v for k, v in _dict(oc, "output_config").items() if k not in ("effort", "format")}
             fmt = oc.get("format")
             if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-                rf = ResponseFormat(
-                    "json_schema", schema=_dict(fmt.get("schema"), "output_config.format.schema")
-                )
+                rf = ResponseFormat("json_schema", schema=_dict(fmt.get("schema"), "output_config.format.schema"))
             elif fmt is not None:
                 oc_rest["format"] = fmt
             if oc_rest:
@@ -623,9 +617,7 @@ class AnthropicCodec:
                 try:
                     block = _out_block(part, "content")
                 except InvalidRequest:  # an upstream cut the JSON short (max_tokens)
-                    block = _with_extra(
-                        {"type": "tool_use", "id": part.id, "name": part.name, "input": {}}, part.extra
-                    )
+                    block = _with_extra({"type": "tool_use", "id": part.id, "name": part.name, "input": {}}, part.extra)
             else:
                 block = _out_block(part, "content")
             if block is not None:

@@ -404,9 +404,7 @@ class AnthropicStreamEncoder:
         wire = self._wire_next
         self._wire_next += 1
         self._wire = str(wire).encode()
-        out += sse(
-            "content_block_start", {"type": "content_block_start", "index": wire, "content_block": block}
-        )
+        out += sse("content_block_start", {"type": "content_block_start", "index": wire, "content_block": block})
         if tail:
             head = _TEXT_DELTA if kind == _TEXT else _THINK_DELTA if kind == _THINK else _JSON_DELTA
             out += self._delta_bytes(head, tail)

@@ -52,14 +52,8 @@ _OPTIONS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "n
 _OPTIONS |= {k: k for k in ("stop", "seed", "presence_penalty", "frequency_penalty")}
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 _SNIFF = (("iVBOR", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"), ("UklGR", "image/webp"))
-_KINDS: dict[str, tuple[type, ...]] = {
-    "a string": (str,),
-    "an integer": (int,),
-    "a number": (int, float),
-    "a boolean": (bool,),
-    "an object": (dict,),
-    "an array": (list,),
-}
+_KINDS: dict[str, tuple[type, ...]] = {"a string": (str,), "an integer": (int,), "a number": (int, float)}
+_KINDS |= {"a boolean": (bool,), "an object": (dict,), "an array": (list,)}
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -269,9 +263,7 @@ class _RequestEncoder:
 
     def _tool_result(self, tr: c.ToolResult, param: str) -> dict[str, Any]:
         texts = [p.text for p in tr.content if isinstance(p, c.Text)]
-        images = [
-            _image_b64(p, f"{param}.content[{k}]") for k, p in enumerate(tr.content) if isinstance(p, c.Image)
-        ]
+        images = [_image_b64(p, f"{param}.content[{k}]") for k, p in enumerate(tr.content) if isinstance(p, c.Image)]
         content = "\n".join(texts)
         out: dict[str, Any] = {"role": "tool", "content": ERROR_PREFIX + content if tr.is_error else content}
         if images:
@@ -356,10 +348,7 @@ class _RequestDecoder:
             raise InvalidRequest("'role' must be one of system, user, assistant, tool", param=f"{param}.role")
         content = m.get("content")
         text: str = "" if content is None else _want(content, "a string", f"{param}.content")
-        images = [
-            _decode_image(v, f"{param}.images[{k}]")
-            for k, v in enumerate(_opt_list(m, "images", f"{param}."))
-        ]
+        images = [_decode_image(v, f"{param}.images[{k}]") for k, v in enumerate(_opt_list(m, "images", f"{param}."))]
         ext = {k: v for k, v in m.items() if k not in _MSG_KNOWN}
         if role != "assistant" and m.get("thinking") is not None:
             ext["thinking"] = m["thinking"]
@@ -383,9 +372,7 @@ class _RequestDecoder:
             raise InvalidRequest("only assistant messages can carry tool_calls", param=f"{param}.tool_calls")
         self.messages.append(c.Message(role=role, content=parts, extra=_ns(ext)))
 
-    def _tool(
-        self, m: dict[str, Any], text: str, images: list[c.Image], ext: dict[str, Any], param: str
-    ) -> None:
+    def _tool(self, m: dict[str, Any], text: str, images: list[c.Image], ext: dict[str, Any], param: str) -> None:
         name = m.get("tool_name")
         name = None if name is None else _want(name, "a string", f"{param}.tool_name")
         cid = m.get("tool_call_id")
@@ -442,7 +429,7 @@ def decode_request(body: dict[str, Any]) -> c.Request:
     req.stream = True if stream is None else _want(stream, "a boolean", "stream")  # Ollama's default: true
     extra: dict[str, Any] = {k: v for k, v in body.items() if k not in _REQ_KNOWN}
     more: dict[str, Any] = {}
-    for k, v in (_want(body["options"], "an object", "options") if body.get("options") else {}).items():
+    for k, v in (_want(body["options"], "an object", "options") if body.get("options") is not None else {}).items():
         p = f"options.{k}"
         if k in ("top_k", "seed", "num_predict"):
             n = _want(v, "an integer", p)
@@ -567,9 +554,7 @@ class OllamaStreamDecoder:
         try:
             obj = msgspec.json.decode(line)
         except msgspec.DecodeError:
-            return self._fail(
-                out, "upstream sent a line that is not JSON: " + line[:200].decode("utf-8", "replace")
-            )
+            return self._fail(out, "upstream sent a line that is not JSON: " + line[:200].decode("utf-8", "replace"))
         if not isinstance(obj, dict):
             return self._fail(out, "upstream sent an NDJSON line that is not an object")
         if obj.get("error") is not None:
@@ -596,9 +581,7 @@ class OllamaStreamDecoder:
     def _chunk(self, obj: dict[str, Any], out: list[c.Event]) -> None:
         if not self._started:
             self._started = True
-            out.append(
-                c.MessageStart(id="ollama-" + secrets.token_hex(12), model=str(obj.get("model") or ""))
-            )
+            out.append(c.MessageStart(id="ollama-" + secrets.token_hex(12), model=str(obj.get("model") or "")))
         parts, calls = _reply_parts(_want(obj.get("message") or {}, "an object", "message", UpstreamError))
         for part in parts:
             if isinstance(part, c.Reasoning):
@@ -695,7 +678,8 @@ def _error_from(status: int, obj: dict[str, Any]) -> GatewayError:
         param = err.get("param") if isinstance(err.get("param"), str) else None
     else:
         message = err if isinstance(err, str) else _enc.encode(obj).decode()
-    return for_upstream_status(status)(redact(message), param=param)
+    # an error line inside a 200 stream is the upstream failing, not the client
+    return for_upstream_status(status if status >= 400 else 502)(redact(message), param=param)
 
 
 def decode_error(status: int, body: bytes) -> GatewayError:
@@ -706,7 +690,7 @@ def decode_error(status: int, body: bytes) -> GatewayError:
     if isinstance(obj, dict) and obj:
         return _error_from(status, obj)
     text = body.decode("utf-8", "replace").strip()[:1000] or f"upstream returned HTTP {status}"
-    return for_upstream_status(status)(redact(text))
+    return _error_from(status, {"error": text})
 
 
 class OllamaCodec:

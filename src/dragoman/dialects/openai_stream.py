@@ -279,8 +279,6 @@ class OpenAIStreamDecoder:
             self._fail(out, stream_error(e))
             return out
         for frame in frames:
-            if self._ended:
-                break
             self._frame(frame.event, frame.data, out)
         return out
 
@@ -289,21 +287,18 @@ class OpenAIStreamDecoder:
         if self._ended:
             return out
         for frame in self._sse.close():
-            if self._ended:
-                break
             self._frame(frame.event, frame.data, out)
-        if not self._ended:
-            if self._finish is not None:
-                self._end(out)
-            else:
-                self._fail(out, StreamError(502, "api_error", "upstream stream ended before completion"))
+        if self._finish is not None:
+            self._end(out)
+        elif not self._ended:
+            self._fail(out, StreamError(502, "api_error", "upstream stream ended before completion"))
         return out
 
     # -- frames
 
     def _frame(self, event: str | None, data: bytes, out: list[Event]) -> None:
         data = data.strip()
-        if not data:
+        if not data or self._ended:
             return
         if data == b"[DONE]":
             self._end(out)

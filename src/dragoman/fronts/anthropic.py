@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from dragoman import pipeline, tokens
-from dragoman.errors import GatewayError, UpstreamError, encode
+from dragoman.errors import GatewayError, InvalidRequest, UpstreamError, encode
 from dragoman.fronts import gateway
 from dragoman.providers.base import COUNT_TOKENS
 
@@ -16,7 +16,10 @@ log = logging.getLogger("dragoman.fronts.anthropic")
 
 def error_response(error: GatewayError) -> web.Response:
     return web.Response(
-        body=encode(error.to_anthropic()), status=error.status, content_type="application/json", headers=error.headers
+        body=encode(error.to_anthropic()),
+        status=error.status,
+        content_type="application/json",
+        headers=error.headers,
     )
 
 
@@ -39,9 +42,9 @@ async def count_tokens(request: web.Request) -> web.Response:
         body = await pipeline.read_json(request, gw.max_body)
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise pipeline.InvalidRequest("`model` must be a non-empty string", param="model")
+            raise InvalidRequest("`model` must be a non-empty string", param="model")
         if not isinstance(body.get("messages"), list):
-            raise pipeline.InvalidRequest("`messages` is required and must be an array", param="messages")
+            raise InvalidRequest("`messages` is required and must be an array", param="messages")
         route = gw.router.resolve(model)
         provider = route.provider
         url = provider.hooks.count_tokens_url(provider)

@@ -42,7 +42,10 @@ async def models(request: web.Request) -> web.Response:
             }
         )
     return web.json_response(
-        {"object": "list", "data": [{"id": mid, "object": "model", "created": 0, "owned_by": pid} for mid, pid in ids]}
+        {
+            "object": "list",
+            "data": [{"id": mid, "object": "model", "created": 0, "owned_by": pid} for mid, pid in ids],
+        }
     )
 
 
@@ -66,7 +69,9 @@ def provider_rows(gw: Gateway) -> list[dict[str, Any]]:
 
 async def providers(request: web.Request) -> web.Response:
     gw = gateway(request)
-    return web.json_response({"object": "list", "default_provider": gw.router.default_provider, "data": provider_rows(gw)})
+    return web.json_response(
+        {"object": "list", "default_provider": gw.router.default_provider, "data": provider_rows(gw)}
+    )
 
 
 async def health(request: web.Request) -> web.Response:

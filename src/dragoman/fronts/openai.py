@@ -15,7 +15,10 @@ log = logging.getLogger("dragoman.fronts.openai")
 
 def error_response(error: GatewayError) -> web.Response:
     return web.Response(
-        body=encode(error.to_openai()), status=error.status, content_type="application/json", headers=error.headers
+        body=encode(error.to_openai()),
+        status=error.status,
+        content_type="application/json",
+        headers=error.headers,
     )
 
 

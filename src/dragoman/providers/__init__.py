@@ -71,7 +71,11 @@ def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[
         # a custom provider: a row made from its table
         dialect = table.get("dialect")
         if dialect not in DIALECTS:
-            raise ConfigError(path, f"providers.{pid}.dialect", f"required for a custom provider: one of {', '.join(DIALECTS)}")
+            raise ConfigError(
+                path,
+                f"providers.{pid}.dialect",
+                f"required for a custom provider: one of {', '.join(DIALECTS)}",
+            )
         if not isinstance(table.get("base_url"), str):
             raise ConfigError(path, f"providers.{pid}.base_url", "required for a custom provider")
         specs[pid] = ProviderSpec(
@@ -116,6 +120,9 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
     headers.update({k.lower(): v for k, v in table.get("headers", {}).items()})
     options = dict(spec.options)
     options.update({k: v for k, v in table.items() if k in spec.options})
+    for option, header in spec.option_headers.items():
+        if options.get(option):
+            headers[header.lower()] = str(options[option])
     user_agent = table.get("user_agent", options.get("user_agent"))
     if user_agent:
         headers["user-agent"] = user_agent

@@ -89,6 +89,7 @@ class ProviderSpec:
     max_tokens_default: int | None = None
     capabilities: frozenset[str] = frozenset()
     options: Mapping[str, Any] = field(default_factory=dict)  # provider-specific config defaults
+    option_headers: Mapping[str, str] = field(default_factory=dict)  # option name -> header it sets
     hooks: Hooks = field(default_factory=Hooks)
     docs: str = ""
 
@@ -116,7 +117,7 @@ class Provider:
 
     @property
     def needs_key(self) -> bool:
-        return self.spec.auth != "none" and self.spec.key_env is not None or bool(self.options.get("key_required"))
+        return (self.spec.auth != "none" and self.spec.key_env is not None) or bool(self.options.get("key_required"))
 
     @property
     def available(self) -> bool:

@@ -1,6 +1,37 @@
-"""DeepSeek: OpenAI surface."""
+"""DeepSeek: OpenAI surface at api.deepseek.com.
 
-from dragoman.providers.base import ProviderSpec
+Quirks, all here:
+- After a tool call, that assistant message's `reasoning_content` must come back in every later
+  request ("" when none was captured; a missing key is a 400).
+- Thinking is on by default: `thinking: {type}` from the client's thinking/effort; effort low/medium
+  → high, xhigh → max; a disabled toggle drops `reasoning_effort` (the API rejects the pair).
+- No `logprobs`/`top_logprobs` in thinking mode (rejected): dropped.
+- Usage `prompt_cache_hit_tokens` counts as cached tokens (in the OpenAI codec).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
+from dragoman.replay import attach_openai, drop_params
+
+EFFORT = {"minimal": "high", "low": "high", "medium": "high", "high": "high", "xhigh": "max", "max": "max"}
+
+
+class DeepSeekHooks(Hooks):
+    def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        asked = ctx.thinking
+        if asked is not None and asked.enabled is not None:
+            body["thinking"] = {"type": "enabled" if asked.enabled else "disabled"}
+        thinking = not (isinstance(body.get("thinking"), dict) and body["thinking"].get("type") == "disabled")
+        effort = body.pop("reasoning_effort", None)
+        if thinking and isinstance(effort, str) and effort in EFFORT:
+            body["reasoning_effort"] = EFFORT[effort]
+        if thinking:
+            drop_params(body, ("logprobs", "top_logprobs"), "DeepSeek rejects logprobs in thinking mode", ctx.log)
+        attach_openai(body, ctx.reasoning, fill_empty=True)
+
 
 SPEC = ProviderSpec(
     id="deepseek",
@@ -10,4 +41,6 @@ SPEC = ProviderSpec(
     key_env="DEEPSEEK_API_KEY",
     models=("deepseek-v4-pro", "deepseek-v4-flash", "deepseek-chat", "deepseek-reasoner"),
     default_model="deepseek-v4-flash",
+    capabilities=frozenset({REASONING_REPLAY}),
+    hooks=DeepSeekHooks(),
 )

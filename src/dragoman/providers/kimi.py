@@ -1,6 +1,73 @@
-"""Kimi For Coding: Anthropic surface at api.kimi.com/coding, gated by User-Agent."""
+"""Kimi For Coding: api.kimi.com/coding, an Anthropic surface (and an OpenAI one, `surface =
+"openai"`), for coding agents only.
 
-from dragoman.providers.base import ProviderSpec
+Quirks, all here:
+- The service admits only clients whose User-Agent it knows; others get 403
+  `access_terminated_error`. Dragoman sends `claude-code/0.1.0` (config `user_agent`) and explains
+  the 403 when it still happens.
+- Model `kimi-for-coding`; the legacy ids `kimi-code` and `k2p5` are sent as `kimi-for-coding`.
+- `max_tokens` 8192 when the client gives none.
+- Assistant turns holding tool_use carry their thinking block(s) exactly as received; remembered
+  ones are re-attached for clients that dropped them, and with thinking on a turn with none gets an
+  empty one (else: "thinking is enabled but reasoning_content is missing").
+- On the OpenAI surface: the Moonshot reasoning_content rule, and no empty text content on
+  assistant tool-call messages ("text content is empty").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dragoman.errors import GatewayError, PermissionDenied
+from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
+from dragoman.replay import attach_anthropic, attach_openai, thinking_on
+
+
+class KimiHooks(Hooks):
+    def dialect_for(self, provider: Provider, model: str) -> str:
+        return "openai" if provider.options.get("surface") == "openai" else "anthropic"
+
+    def url_for(self, provider: Provider, dialect: str, model: str) -> str:
+        if dialect == "openai":
+            return provider.base_url + "/v1/chat/completions"
+        return provider.base_url + "/v1/messages"
+
+    def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        if ctx.upstream_dialect == "openai":
+            thinking = ctx.thinking is None or ctx.thinking.enabled is not False
+            attach_openai(body, ctx.reasoning, fill_empty=thinking)
+            for msg in body.get("messages") or []:
+                if isinstance(msg, dict) and msg.get("role") == "assistant" and msg.get("tool_calls"):
+                    content = msg.get("content")
+                    if content == "" or (isinstance(content, list) and all(_empty_text(b) for b in content)):
+                        msg.pop("content", None)
+            return
+        attach_anthropic(body, ctx.reasoning, provider.id)
+        if thinking_on(body):
+            for msg in body.get("messages") or []:
+                if not isinstance(msg, dict) or msg.get("role") != "assistant":
+                    continue
+                content = msg.get("content")
+                if not isinstance(content, list):
+                    continue
+                types = {b.get("type") for b in content if isinstance(b, dict)}
+                if "tool_use" in types and not types & {"thinking", "redacted_thinking"}:
+                    msg["content"] = [{"type": "thinking", "thinking": "", "signature": ""}, *content]
+
+    def map_error(self, provider: Provider, status: int, error: GatewayError) -> GatewayError:
+        if status == 403 and ("access_terminated" in error.message or "Coding Agents" in error.message):
+            agent = provider.headers.get("user-agent", "(none)")
+            return PermissionDenied(
+                "Kimi For Coding refused the request (access_terminated_error): it admits only known coding "
+                f"agents by User-Agent, and Dragoman sent {agent!r}. Set providers.kimi.user_agent to an "
+                f"accepted agent (e.g. 'claude-code/0.1.0'). Upstream said: {error.message}"
+            )
+        return error
+
+
+def _empty_text(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "text" and not block.get("text")
+
 
 SPEC = ProviderSpec(
     id="kimi",
@@ -13,5 +80,7 @@ SPEC = ProviderSpec(
     default_model="kimi-for-coding",
     aliases={"kimi-code": "kimi-for-coding", "k2p5": "kimi-for-coding"},
     max_tokens_default=8192,
-    options={"user_agent": "claude-code/0.1.0"},
+    capabilities=frozenset({REASONING_REPLAY}),
+    options={"user_agent": "claude-code/0.1.0", "surface": "anthropic"},
+    hooks=KimiHooks(),
 )

@@ -1,6 +1,61 @@
-"""OpenCode Zen: one key, a wire format per model family."""
+"""OpenCode Zen: opencode.ai/zen/v1, one key, a wire format per model family.
 
-from dragoman.providers.base import ProviderSpec
+Quirks, all here:
+- Chat Completions (`/chat/completions`) for Kimi, MiniMax, GLM, DeepSeek, Grok and the free
+  models; Anthropic Messages (`/messages`, note: no `/v1`) for Claude and Qwen; GPT models need the
+  Responses API, which Dragoman does not speak yet: refused with a clear error. The family table is
+  data below; config `formats = {"<model>" = "openai"|"anthropic"}` overrides it per model.
+- Errors use the Anthropic envelope even on the OpenAI endpoint (both codecs parse both).
+- Reasoning from Kimi/DeepSeek models follows the reasoning_content replay rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dragoman.errors import Unsupported
+from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
+from dragoman.replay import attach_anthropic, attach_openai
+
+# model id prefix -> wire format (Zen's own catalog groups models this way)
+FAMILIES: tuple[tuple[str, str], ...] = (
+    ("claude-", "anthropic"),
+    ("qwen", "anthropic"),
+    ("gpt-", "responses"),
+    ("codex", "responses"),
+    ("gemini-", "google"),
+)
+
+
+class OpenCodeHooks(Hooks):
+    def dialect_for(self, provider: Provider, model: str) -> str:
+        overrides = provider.options.get("formats") or {}
+        found = overrides.get(model)
+        if found is None:
+            found = next((fmt for prefix, fmt in FAMILIES if model.startswith(prefix)), "openai")
+        if found == "responses":
+            raise Unsupported(
+                f"OpenCode Zen serves {model!r} only through the OpenAI Responses API, which Dragoman does not "
+                "speak yet; use a Chat Completions or Messages model",
+                param="model",
+            )
+        if found not in ("openai", "anthropic"):
+            raise Unsupported(
+                f"OpenCode Zen serves {model!r} in the {found} format, which Dragoman does not speak",
+                param="model",
+            )
+        return str(found)
+
+    def url_for(self, provider: Provider, dialect: str, model: str) -> str:
+        return provider.base_url + ("/messages" if dialect == "anthropic" else "/chat/completions")
+
+    def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        if ctx.upstream_dialect == "anthropic":
+            attach_anthropic(body, ctx.reasoning, provider.id)
+        else:
+            thinking = ctx.thinking is None or ctx.thinking.enabled is not False
+            attach_openai(body, ctx.reasoning, fill_empty=thinking)
+
 
 SPEC = ProviderSpec(
     id="opencode",
@@ -8,4 +63,8 @@ SPEC = ProviderSpec(
     dialect="openai",
     base_url="https://opencode.ai/zen/v1",
     key_env="OPENCODE_API_KEY",
+    models=("kimi-k2.6", "minimax-m2.7", "glm-4.7", "deepseek-v4-pro", "claude-sonnet-4-6", "qwen3.6-coder"),
+    capabilities=frozenset({REASONING_REPLAY}),
+    options={"formats": {}},
+    hooks=OpenCodeHooks(),
 )
