@@ -199,9 +199,7 @@ def test_length_stop_and_content_then_tool_call() -> None:
 
 
 def test_mid_stream_error_line() -> None:
-    data = (
-        _chunk(content="Hel") + b'{"error":"model runner has unexpectedly stopped"}\n' + _chunk(content="x")
-    )
+    data = _chunk(content="Hel") + b'{"error":"model runner has unexpectedly stopped"}\n' + _chunk(content="x")
     events = decode_stream(data)
     assert isinstance(events[0], c.MessageStart)
     assert events[-1] == c.StreamError(502, "api_error", "model runner has unexpectedly stopped")
@@ -516,9 +514,7 @@ def test_image_url_refused_data_url_unpacked() -> None:
     with pytest.raises(Unsupported) as info:
         CODEC.encode_request(url)
     assert info.value.param == "messages[0].content[1]" and "base64" in info.value.message
-    data_url = c.Request(
-        model="m", messages=[c.Message("user", [c.Image(url=f"data:image/png;base64,{PNG}")])]
-    )
+    data_url = c.Request(model="m", messages=[c.Message("user", [c.Image(url=f"data:image/png;base64,{PNG}")])])
     assert CODEC.encode_request(data_url)["messages"][0]["images"] == [PNG]
 
 
@@ -594,9 +590,7 @@ def test_response_with_thinking_and_ids() -> None:
     ]
     assert resp.stop_reason == "tool_use"
     assert CODEC.encode_response(resp) == body
-    assert CODEC.decode_response({**body, "message": {"role": "assistant", "content": "x"}}).stop_reason == (
-        "end_turn"
-    )
+    assert CODEC.decode_response({**body, "message": {"role": "assistant", "content": "x"}}).stop_reason == ("end_turn")
     assert CODEC.decode_response({**body, "done_reason": "length"}).stop_reason == "max_tokens"
 
 

@@ -11,7 +11,8 @@ Lossy or refused on the way out (`encode_request`), by rule:
 * `system` messages anywhere in the conversation join the top-level `system` after the canonical
   system texts, so a mid-conversation system message loses its position. `system` is a string when
   it is one plain text, a list of text blocks otherwise.
-* Consecutive same-role messages merge; `tool_result` blocks go first in their user turn.
+* Consecutive same-role messages merge; `tool_result` blocks go first in their user turn; empty
+  plain text blocks are dropped from a turn that has other blocks.
 * `response_format` `json_object` becomes an instruction appended to `system`
   (`JSON_OBJECT_INSTRUCTION`); `json_schema` becomes `output_config.format` (name and strict are lost).
 * Reasoning effort with no budget (OpenAI `reasoning_effort`) becomes `thinking.enabled` with
@@ -57,6 +58,7 @@ DEFAULT_MAX_TOKENS = 4096
 MIN_BUDGET = 1024
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 64000}
 _EFFORTS = frozenset(("low", "medium", "high", "xhigh", "max"))  # output_config.effort values
+_EMPTY_TEXT = {"type": "text", "text": ""}
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 
 _dec = msgspec.json.Decoder()
@@ -514,7 +516,10 @@ class AnthropicCodec:
                 turns.append((m.role, results, others, dict(mextra)))
         messages: list[dict[str, Any]] = []
         for role, results, others, mextra in turns:
-            msg = {"role": role, "content": _plain(results + others)}
+            blocks = results + others
+            if len(blocks) > 1:  # Anthropic refuses empty text blocks (OpenAI tool-call turns carry one)
+                blocks = [b for b in blocks if b != _EMPTY_TEXT] or blocks[:1]
+            msg = {"role": role, "content": _plain(blocks)}
             for k, v in mextra.items():
                 msg.setdefault(k, v)
             messages.append(msg)

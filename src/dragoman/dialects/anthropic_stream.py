@@ -126,7 +126,7 @@ def _rest(block: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any] | Non
 
 # ---- decoder ------------------------------------------------------------------------------------
 
-_TEXT, _THINK, _TOOL, _OTHER, _SKIP = 0, 1, 2, 3, 4
+_TEXT, _THINK, _TOOL, _OTHER, _SKIP, _WHOLE = 0, 1, 2, 3, 4, 5  # _WHOLE: complete at start
 
 
 def _start_part(cb: dict[str, Any]) -> tuple[Part, int]:
@@ -169,7 +169,7 @@ class AnthropicStreamDecoder:
         out: list[Event] = []
         for frame in self._parser.close():
             if not self._done:
-                self._frame(frame, out)
+                self._frame(frame, out, last=True)
         if not self._done:
             self._done = True
             out.append(StreamError(502, "api_error", _UPSTREAM_CUT))
@@ -180,13 +180,15 @@ class AnthropicStreamDecoder:
             out.append(PartStop(self._kinds[self._open][0]))
             self._open = None
 
-    def _frame(self, frame: SSEFrame, out: list[Event]) -> None:
+    def _frame(self, frame: SSEFrame, out: list[Event], last: bool = False) -> None:
         data = frame.data
         if not data or data == b"[DONE]":
             return
         try:
             ev = _dec.decode(data)
         except msgspec.DecodeError:
+            if last:
+                return  # the connection dropped mid-line: close() reports the cut
             self._done = True
             out.append(StreamError(502, "api_error", "upstream sent a stream event that is not valid JSON"))
             return
@@ -378,7 +380,7 @@ class AnthropicStreamEncoder:
                 tail = part.text
         elif isinstance(part, Reasoning):
             if part.redacted is not None:
-                kind = _OTHER
+                kind = _WHOLE
                 block = {"type": "redacted_thinking", "data": part.redacted}
             else:
                 kind = _THINK
@@ -452,7 +454,8 @@ class AnthropicStreamEncoder:
         if isinstance(event, PartStop):
             return self._close() if event.index == self._open_ci else b""
         if isinstance(event, OpaqueDelta):
-            if event.index == self._open_ci and self._open_kind != _SKIP and event.dialect == "anthropic":
+            # an Anthropic-only delta fits an Anthropic-only block, or a text block (citations_delta)
+            if event.index == self._open_ci and self._open_kind in (_OTHER, _TEXT) and event.dialect == "anthropic":
                 payload = {"type": "content_block_delta", "index": self._wire_next - 1, "delta": event.data}
                 return sse("content_block_delta", payload)
             return b""

@@ -1,0 +1,138 @@
+"""Config: the public TOML shape, key resolution (env, then .env files), and bad configs that make
+`dragoman serve` exit non-zero naming the file, the key and the problem."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dragoman import config
+from dragoman.config import ConfigError, parse
+from dragoman.gateway import Gateway
+
+CONTRACT = """
+[server]
+host = "127.0.0.1"
+port = 4000
+default_provider = "ollama"
+
+[providers.kimi]
+base_url = "http://127.0.0.1:9000/coding"
+api_key = "sk-kimi-from-file"
+
+[providers.moonshot]
+api_key_env = "MY_MOONSHOT"
+region = "cn"
+
+[providers.my-vllm]
+dialect = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+models = ["qwen3-coder"]
+
+[aliases]
+"claude-sonnet-4-5" = "kimi/kimi-for-coding"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    for var in list(os.environ):
+        if var.endswith("_API_KEY") or var in ("DRAGOMAN_CONFIG", "MY_MOONSHOT"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config._env_cache.clear()
+
+
+def test_the_documented_shape_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "dragoman.toml"
+    path.write_text(CONTRACT)
+    monkeypatch.setenv("MY_MOONSHOT", "sk-moon")
+    gw = Gateway.from_config(config.load(str(path)))
+    kimi, moon, vllm = gw.providers["kimi"], gw.providers["moonshot"], gw.providers["my-vllm"]
+    assert kimi.base_url == "http://127.0.0.1:9000/coding" and kimi.api_key == "sk-kimi-from-file"
+    assert moon.base_url == "https://api.moonshot.cn/v1" and moon.api_key == "sk-moon"
+    assert vllm.dialect == "openai" and vllm.models == ["qwen3-coder"] and vllm.available
+    assert gw.router.resolve("claude-sonnet-4-5").provider.id == "kimi"
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "dragoman.toml").write_text('[server]\nport = 4111\n')
+    assert config.load(None).server.port == 4111  # ./dragoman.toml
+    other = tmp_path / "other.toml"
+    other.write_text('[server]\nport = 4222\n')
+    monkeypatch.setenv("DRAGOMAN_CONFIG", str(other))
+    assert config.load(None).server.port == 4222  # $DRAGOMAN_CONFIG beats ./dragoman.toml
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text('[server]\nport = 4333\n')
+    assert config.load(str(explicit)).server.port == 4333  # --config beats both
+
+
+def test_no_config_enables_providers_by_key_variable(monkeypatch: pytest.MonkeyPatch):
+    gw = Gateway.from_config(config.load(None))
+    assert not gw.providers["deepseek"].available and gw.providers["ollama"].available
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-ds")
+    gw = Gateway.from_config(config.load(None))
+    assert gw.providers["deepseek"].available and gw.providers["deepseek"].api_key == "sk-ds"
+
+
+def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
+    (tmp_path / ".env").write_text('# keys\nexport OPENROUTER_API_KEY="sk-or-dotenv"\n')
+    gw = Gateway.from_config(config.load(None))
+    assert gw.providers["openrouter"].api_key == "sk-or-dotenv"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "words"),
+    [
+        ('[server]\nport = "x"\n', "server.port", "expected int"),
+        ('[server]\nprot = 1\n', "server.prot", "unknown key"),
+        ('[server]\ndefault_provider = "nope"\n', "server.default_provider", "not a provider"),
+        ('[providers.kimi]\nbase_url = 5\n', "providers.kimi.base_url", "expected str"),
+        ('[providers.kimi]\nregion = "mars"\n', "providers.kimi.region", "unknown region"),
+        ('[providers.moonshot]\nregion = "mars"\n', "providers.moonshot.region", "cn"),
+        ('[providers.kimi]\nbase_url = "ftp://x"\n', "providers.kimi.base_url", "http"),
+        ('[providers.kimi]\nfavourite_colour = "red"\n', "providers.kimi.favourite_colour", "unknown key"),
+        ('[providers.custom]\nbase_url = "http://x/v1"\n', "providers.custom.dialect", "required"),
+        ('[providers.custom]\ndialect = "grpc"\nbase_url = "http://x"\n', "providers.custom.dialect", "openai"),
+        ('[aliases]\nfoo = "no-slash"\n', "aliases.foo", "<provider>/<model>"),
+        ('[aliases]\nfoo = "ghost/model"\n', "aliases.foo", "no provider"),
+        ('[bogus]\n', "bogus", "unknown section"),
+        ("[server\n", "(syntax)", ""),
+    ],
+)
+def test_bad_config_names_file_key_and_problem(tmp_path: Path, toml: str, key: str, words: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        Gateway.from_config(config.load(str(path)))
+    text = str(err.value)
+    assert str(path) in text and key in text and words in text
+
+
+def test_serve_exits_nonzero_on_bad_config(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nport = "4000"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "dragoman", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode != 0
+    assert str(path) in proc.stderr and "server.port" in proc.stderr and "expected int" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dragoman", "providers", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode != 0 and "no such file" in proc.stderr
+
+
+def test_parse_rejects_bool_port():
+    with pytest.raises(ConfigError):
+        parse({"server": {"port": True}})
