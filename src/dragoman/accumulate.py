@@ -6,6 +6,8 @@ the reasoning memory, usage recording and `dragoman say`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dragoman.canonical import (
     ArgumentsDelta,
     Event,
@@ -39,7 +41,7 @@ def merge_usage(into: Usage, new: Usage) -> Usage:
 
 
 class Accumulator:
-    __slots__ = ("_args", "_sig", "_texts", "error", "response")
+    __slots__ = ("_args", "_details", "_sig", "_texts", "error", "response")
 
     def __init__(self) -> None:
         self.response = Response(id="", model="")
@@ -47,6 +49,7 @@ class Accumulator:
         self._texts: dict[int, list[str]] = {}
         self._args: dict[int, list[str]] = {}
         self._sig: dict[int, list[str]] = {}
+        self._details: dict[int, list[Any]] = {}
 
     def feed(self, event: Event) -> None:
         resp = self.response
@@ -72,7 +75,11 @@ class Accumulator:
             else:
                 resp.content.append(part)
         elif isinstance(event, OpaqueDelta):
-            pass  # opaque deltas only matter to a same-dialect byte trip
+            # OpenRouter's streamed reasoning_details must be replayed; other opaque deltas only
+            # matter to a same-dialect byte trip
+            details = event.data.get("reasoning_details") if event.dialect == "openai" else None
+            if isinstance(details, list):
+                self._details.setdefault(event.index, []).extend(details)
         elif isinstance(event, MessageStart):
             resp.id = event.id
             resp.model = event.model
@@ -98,6 +105,10 @@ class Accumulator:
                     part.text += "".join(self._texts[i])
                 if i in self._sig:
                     part.signature = (part.signature or "") + "".join(self._sig[i])
+                if i in self._details:
+                    from dragoman.dialects.openai_stream import merge_reasoning_details
+
+                    part.details = merge_reasoning_details([*(part.details or []), *self._details[i]])
             elif isinstance(part, ToolCall) and i in self._args:
                 part.arguments += "".join(self._args[i])
             elif isinstance(part, Opaque):
@@ -105,4 +116,5 @@ class Accumulator:
         self._texts.clear()
         self._args.clear()
         self._sig.clear()
+        self._details.clear()
         return self.response

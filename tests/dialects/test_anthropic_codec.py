@@ -391,7 +391,7 @@ def test_comments_pings_and_tool_input_in_the_start_block() -> None:
         + b'"content_block":{"type":"tool_use","id":"toolu_9","name":"f","input":{"x":1}}}\n\n'
         + b'event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n'
         + b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use"},'
-        + b'"usage":{"output_tokens":9}}\n\n'
+        + b'"usage":{"input_tokens":70,"output_tokens":9}}\n\n'
         + b'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":11}}\n\n'
         + b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     )
@@ -402,7 +402,7 @@ def test_comments_pings_and_tool_input_in_the_start_block() -> None:
     deltas = [e for e in events if isinstance(e, MessageDelta)]
     assert len(deltas) == 1  # two upstream message_delta events, one canonical
     assert deltas[0].stop_reason == "tool_use" and deltas[0].usage is not None
-    assert deltas[0].usage.output_tokens == 11
+    assert (deltas[0].usage.input_tokens, deltas[0].usage.output_tokens) == (70, 11)
     assert isinstance(events[-1], MessageStop)
 
 

@@ -9,8 +9,8 @@ Lossy or refused on the way out (`encode_request`), by rule:
   `name` and other dialects' `Opaque` blocks are dropped. Empty reasoning (no text, signature or
   redacted data) is dropped; a message left empty is dropped.
 * `system` messages anywhere in the conversation join the top-level `system` after the canonical
-  system texts, so a mid-conversation system message loses its position. `system` is a string when
-  it is one plain text, a list of text blocks otherwise.
+  system texts, so a mid-conversation system message loses its position (and its non-text parts).
+  `system` is a string when it is one plain text, a list of text blocks otherwise.
 * Consecutive same-role messages merge; `tool_result` blocks go first in their user turn; empty
   plain text blocks are dropped from a turn that has other blocks.
 * `response_format` `json_object` becomes an instruction appended to `system`

@@ -73,8 +73,8 @@ def stop_reason(value: Any) -> StopReason | None:
     """A wire stop reason as canonical; an unknown (newer) value reads as `end_turn`."""
     if value is None:
         return None
-    if value in STOP_REASONS:
-        return value
+    if isinstance(value, str) and value in STOP_REASONS:
+        return value  # type: ignore[return-value]
     return "end_turn"
 
 
@@ -162,14 +162,14 @@ class AnthropicStreamDecoder:
         out: list[Event] = []
         for frame in self._parser.feed(chunk):
             if not self._done:
-                self._frame(frame, out)
+                self._guarded(frame, out, False)
         return out
 
     def close(self) -> list[Event]:
         out: list[Event] = []
         for frame in self._parser.close():
             if not self._done:
-                self._frame(frame, out, last=True)
+                self._guarded(frame, out, True)
         if not self._done:
             self._done = True
             out.append(StreamError(502, "api_error", _UPSTREAM_CUT))
@@ -180,7 +180,14 @@ class AnthropicStreamDecoder:
             out.append(PartStop(self._kinds[self._open][0]))
             self._open = None
 
-    def _frame(self, frame: SSEFrame, out: list[Event], last: bool = False) -> None:
+    def _guarded(self, frame: SSEFrame, out: list[Event], last: bool) -> None:
+        try:
+            self._frame(frame, out, last)
+        except (TypeError, AttributeError, KeyError):  # valid JSON of the wrong shape
+            self._done = True
+            out.append(StreamError(502, "api_error", "upstream sent a malformed stream event"))
+
+    def _frame(self, frame: SSEFrame, out: list[Event], last: bool) -> None:
         data = frame.data
         if not data or data == b"[DONE]":
             return

@@ -9,7 +9,7 @@ Decoder rules worth knowing:
   nothing (DeepSeek's `reasoning_content:""` first delta, OpenRouter's `content:""` on every chunk).
 * `delta.reasoning_details` fragments go out as `OpaqueDelta(dialect="openai",
   data={"reasoning_details": [...]})` on the Reasoning part, unchanged; `merge_reasoning_details`
-  folds the fragments into the array a client replays (one entry per detail `index`).
+  folds the fragments into the array a client replays (one entry per detail `type` + `index`).
 * Tool calls are keyed by `index`. A call's first delta opens a ToolCall part (id kept verbatim);
   later `function.arguments` fragments become ArgumentsDelta at once. When a new call starts while
   the open one's arguments are not yet a complete JSON object, the new call (and its fragments) is
@@ -162,22 +162,24 @@ _CONCAT = ("text", "summary", "data", "signature")
 
 def merge_reasoning_details(fragments: list[Any]) -> list[Any]:
     """Fold streamed `reasoning_details` fragments into the replayable array: fragments with the same
-    `index` (or, without one, consecutive fragments of the same type) are one detail; their string
+    `type` and `index` (or, without an index, consecutive fragments of the same type) are one detail
+    (OpenRouter numbers a summary and the encrypted blob that follows it both index 0); their string
     fields text/summary/data/signature are concatenated, other fields keep the first value seen."""
     merged: list[dict[str, Any]] = []
-    by_index: dict[Any, dict[str, Any]] = {}
+    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
     for frag in fragments:
         if not isinstance(frag, dict):
             continue
-        key = frag.get("index")
-        cur = by_index.get(key) if key is not None else None
-        if cur is None and key is None and merged and merged[-1].get("type") == frag.get("type"):
+        index = frag.get("index")
+        key = (frag.get("type"), index)
+        cur = seen.get(key) if index is not None else None
+        if cur is None and index is None and merged and merged[-1].get("type") == frag.get("type"):
             cur = merged[-1]
         if cur is None:
             cur = dict(frag)
             merged.append(cur)
-            if key is not None:
-                by_index[key] = cur
+            if index is not None:
+                seen[key] = cur
             continue
         for k, v in frag.items():
             if k in _CONCAT and isinstance(v, str):
