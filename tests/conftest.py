@@ -131,8 +131,18 @@ async def gateway(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GatewayFacto
     """`await gateway(toml_dict)` starts a gateway with that config on an ephemeral port."""
     runners: list[Any] = []
     # no key from the developer's environment may leak into a test
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "KIMI_API_KEY", "MOONSHOT_API_KEY", "MINIMAX_API_KEY",
-                "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY", "OPENCODE_API_KEY", "OLLAMA_API_KEY", "DRAGOMAN_CONFIG"):
+    for var in (
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "KIMI_API_KEY",
+        "MOONSHOT_API_KEY",
+        "MINIMAX_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "OPENROUTER_API_KEY",
+        "OPENCODE_API_KEY",
+        "OLLAMA_API_KEY",
+        "DRAGOMAN_CONFIG",
+    ):
         monkeypatch.delenv(var, raising=False)
 
     async def make(config: dict[str, Any] | None = None) -> RunningGateway:

@@ -43,10 +43,7 @@ def cassette(relpath: str) -> list[Interaction]:
         code = status.get("code") if isinstance(status, dict) else (resp.get("code") or status or 200)
         rbody = resp.get("body")
         if isinstance(rbody, dict):
-            if "string" in rbody:
-                rbody = rbody["string"]
-            else:
-                rbody = json.dumps(resp.get("parsed_body", rbody))
+            rbody = rbody["string"] if "string" in rbody else json.dumps(resp.get("parsed_body", rbody))
         if rbody is None and "parsed_body" in resp:
             rbody = json.dumps(resp["parsed_body"])
         data = rbody.encode() if isinstance(rbody, str) else (rbody or b"")

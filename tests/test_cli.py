@@ -60,7 +60,7 @@ async def test_say_streams_the_answer(upstream: FakeUpstream, tmp_path: Path):
 async def test_say_reports_errors(upstream: FakeUpstream, tmp_path: Path):
     upstream.reply(Reply(status=401, body=b'{"error":{"message":"bad key","type":"auth"}}'))
     cfg = write_config(tmp_path, upstream)
-    code, out, err = await run("say", "--config", str(cfg), "--model", "fake/m1", "hi")
+    code, _out, err = await run("say", "--config", str(cfg), "--model", "fake/m1", "hi")
     assert code == 1 and "401" in err and "bad key" in err
 
 
@@ -71,8 +71,19 @@ async def test_providers_and_models_commands(upstream: FakeUpstream, tmp_path: P
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["id", "dialect", "base_url", "key"]
     ids = {line.split()[0] for line in lines[1:]}
-    assert {"anthropic", "openai", "kimi", "moonshot", "minimax", "deepseek", "openrouter", "opencode", "ollama",
-            "ollama_cloud", "fake"} <= ids
+    assert {
+        "anthropic",
+        "openai",
+        "kimi",
+        "moonshot",
+        "minimax",
+        "deepseek",
+        "openrouter",
+        "opencode",
+        "ollama",
+        "ollama_cloud",
+        "fake",
+    } <= ids
     assert "sk-fake-secret-key" not in out
     code, out, _ = await run("models", "--config", str(cfg))
     assert code == 0 and {"fake/m1", "fake/m2"} <= set(out.split())
@@ -85,16 +96,23 @@ async def test_serve_runs_a_real_gateway(upstream: FakeUpstream, tmp_path: Path)
     cfg = write_config(tmp_path, upstream, port)
     upstream.reply(Reply(body=CHUNKS, content_type="text/event-stream"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dragoman", "serve", "--config", str(cfg),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "dragoman",
+        "serve",
+        "--config",
+        str(cfg),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 20)
         assert f"127.0.0.1:{port}" in line.decode()
         client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k")
-        stream = await client.chat.completions.create(model="fake/m1", messages=[{"role": "user", "content": "x"}],
-                                                      stream=True)
+        stream = await client.chat.completions.create(
+            model="fake/m1", messages=[{"role": "user", "content": "x"}], stream=True
+        )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert text == "Hello from upstream"
     finally:
@@ -108,23 +126,40 @@ async def test_serve_with_workers_shares_the_port(upstream: FakeUpstream, tmp_pa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = write_config(tmp_path, upstream, port)
-    upstream.default = lambda seen: Reply(body=json.dumps({
-        "id": "x", "object": "chat.completion", "created": 1, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-    }).encode())
+    upstream.default = lambda seen: Reply(
+        body=json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            }
+        ).encode()
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dragoman", "serve", "--config", str(cfg), "--workers", "2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "dragoman",
+        "serve",
+        "--config",
+        str(cfg),
+        "--workers",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         await asyncio.wait_for(proc.stdout.readline(), 20)
         await asyncio.sleep(0.5)  # let the second worker bind
         client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
-        results = await asyncio.gather(*(
-            client.chat.completions.create(model="fake/m1", messages=[{"role": "user", "content": "x"}])
-            for _ in range(10)
-        ))
+        results = await asyncio.gather(
+            *(
+                client.chat.completions.create(model="fake/m1", messages=[{"role": "user", "content": "x"}])
+                for _ in range(10)
+            )
+        )
         assert all(r.choices[0].message.content == "ok" for r in results)
     finally:
         proc.terminate()

@@ -61,14 +61,14 @@ def test_the_documented_shape_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    (tmp_path / "dragoman.toml").write_text('[server]\nport = 4111\n')
+    (tmp_path / "dragoman.toml").write_text("[server]\nport = 4111\n")
     assert config.load(None).server.port == 4111  # ./dragoman.toml
     other = tmp_path / "other.toml"
-    other.write_text('[server]\nport = 4222\n')
+    other.write_text("[server]\nport = 4222\n")
     monkeypatch.setenv("DRAGOMAN_CONFIG", str(other))
     assert config.load(None).server.port == 4222  # $DRAGOMAN_CONFIG beats ./dragoman.toml
     explicit = tmp_path / "explicit.toml"
-    explicit.write_text('[server]\nport = 4333\n')
+    explicit.write_text("[server]\nport = 4333\n")
     assert config.load(str(explicit)).server.port == 4333  # --config beats both
 
 
@@ -90,9 +90,9 @@ def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
     ("toml", "key", "words"),
     [
         ('[server]\nport = "x"\n', "server.port", "expected int"),
-        ('[server]\nprot = 1\n', "server.prot", "unknown key"),
+        ("[server]\nprot = 1\n", "server.prot", "unknown key"),
         ('[server]\ndefault_provider = "nope"\n', "server.default_provider", "not a provider"),
-        ('[providers.kimi]\nbase_url = 5\n', "providers.kimi.base_url", "expected str"),
+        ("[providers.kimi]\nbase_url = 5\n", "providers.kimi.base_url", "expected str"),
         ('[providers.kimi]\nregion = "mars"\n', "providers.kimi.region", "unknown region"),
         ('[providers.moonshot]\nregion = "mars"\n', "providers.moonshot.region", "cn"),
         ('[providers.kimi]\nbase_url = "ftp://x"\n', "providers.kimi.base_url", "http"),
@@ -101,7 +101,7 @@ def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
         ('[providers.custom]\ndialect = "grpc"\nbase_url = "http://x"\n', "providers.custom.dialect", "openai"),
         ('[aliases]\nfoo = "no-slash"\n', "aliases.foo", "<provider>/<model>"),
         ('[aliases]\nfoo = "ghost/model"\n', "aliases.foo", "no provider"),
-        ('[bogus]\n', "bogus", "unknown section"),
+        ("[bogus]\n", "bogus", "unknown section"),
         ("[server\n", "(syntax)", ""),
     ],
 )
@@ -128,7 +128,9 @@ def test_serve_exits_nonzero_on_bad_config(tmp_path: Path):
 def test_missing_explicit_config_is_an_error(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "dragoman", "providers", "--config", str(tmp_path / "nope.toml")],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode != 0 and "no such file" in proc.stderr
 

@@ -48,11 +48,32 @@ async def test_falls_back_to_estimate_when_upstream_cannot(upstream: FakeUpstrea
 
 def test_estimate_grows_with_content_and_counts_tools_images_cjk():
     small = estimate_anthropic({"messages": [{"role": "user", "content": "hi"}]})
-    tools = estimate_anthropic({"messages": [{"role": "user", "content": "hi"}],
-                                "tools": [{"name": "weather", "input_schema": {"type": "object", "properties": {
-                                    "city": {"type": "string", "description": "the city name"}}}}]})
-    image = estimate_anthropic({"messages": [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]})
+    tools = estimate_anthropic(
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [
+                {
+                    "name": "weather",
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"city": {"type": "string", "description": "the city name"}},
+                    },
+                }
+            ],
+        }
+    )
+    image = estimate_anthropic(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+                    ],
+                }
+            ]
+        }
+    )
     cjk = estimate_anthropic({"messages": [{"role": "user", "content": "你好世界" * 50}]})
     assert small < tools and image >= 1600 and cjk >= 200
 

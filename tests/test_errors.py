@@ -120,8 +120,12 @@ async def test_connection_refused_is_502(gateway: GatewayFactory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connections are refused
-        gw = await gateway({"server": {"default_provider": "dead"},
-                            "providers": {"dead": {"dialect": "openai", "base_url": f"http://127.0.0.1:{port}/v1"}}})
+        gw = await gateway(
+            {
+                "server": {"default_provider": "dead"},
+                "providers": {"dead": {"dialect": "openai", "base_url": f"http://127.0.0.1:{port}/v1"}},
+            }
+        )
         with pytest.raises(openai.APIStatusError) as err:
             await oai(gw.url).chat.completions.create(model="dead/m", messages=CHAT)
         assert err.value.status_code == 502 and "unreachable" in err.value.message
@@ -175,10 +179,13 @@ async def test_midstream_failure_reaches_anthropic_client_as_error_event(
     chunks = OPENAI_PARTIAL if model.startswith("up-openai") else ANTHROPIC_PARTIAL
     upstream.reply(Reply(body=chunks, content_type="text/event-stream", abort=how == "abort"))
     gw = await gateway(providers_at(upstream))
-    async with ClientSession() as s, s.post(
-        gw.url + "/v1/messages",
-        json={"model": model, "max_tokens": 10, "stream": True, "messages": CHAT},
-    ) as r:
+    async with (
+        ClientSession() as s,
+        s.post(
+            gw.url + "/v1/messages",
+            json={"model": model, "max_tokens": 10, "stream": True, "messages": CHAT},
+        ) as r,
+    ):
         assert r.status == 200
         text = (await r.read()).decode()
     assert "event: error" in text
@@ -213,7 +220,9 @@ async def test_client_disconnect_cancels_upstream(upstream: FakeUpstream, gatewa
     upstream.reply(Reply(body=chunks, content_type="text/event-stream", delay=0.05))
     gw = await gateway(providers_at(upstream))
     async with ClientSession() as s:
-        r = await s.post(gw.url + "/v1/chat/completions", json={"model": "up-openai/m", "stream": True, "messages": CHAT})
+        r = await s.post(
+            gw.url + "/v1/chat/completions", json={"model": "up-openai/m", "stream": True, "messages": CHAT}
+        )
         assert b"Hel" in await r.content.readany()
         r.close()  # the client goes away mid-stream
     await asyncio.wait_for(upstream.closed_early.wait(), timeout=3)
@@ -223,8 +232,9 @@ async def test_secrets_never_in_errors(upstream: FakeUpstream, gateway: GatewayF
     leak = {"error": {"message": "bad key sk-up-openai-secret (Bearer sk-up-openai-secret)", "type": "auth"}}
     upstream.default = lambda seen: Reply(status=401, body=json.dumps(leak).encode())
     gw = await gateway(providers_at(upstream))
-    status, body = await post(gw.url, "/v1/chat/completions",
-                              json.dumps({"model": "up-openai/m", "messages": CHAT}).encode())
+    status, body = await post(
+        gw.url, "/v1/chat/completions", json.dumps({"model": "up-openai/m", "messages": CHAT}).encode()
+    )
     assert status == 401
     assert "sk-up-openai-secret" not in json.dumps(body)
     assert "[redacted]" in body["error"]["message"]

@@ -15,18 +15,26 @@ from tests.conftest import FakeUpstream, GatewayFactory, Reply, providers_at
 from tests.recorded import cassette, raw
 
 OPENAI_TOOLS_STREAM = "olimorris__codecompanion.nvim/tests/adapters/http/stubs/openai_tools_streaming.txt"
-OPENAI_MULTI_TOOL = "charmbracelet__fantasy/providertests/testdata/TestOpenAICommon/openai-gpt-4o/multi_tool_streaming.yaml"
+OPENAI_MULTI_TOOL = (
+    "charmbracelet__fantasy/providertests/testdata/TestOpenAICommon/openai-gpt-4o/multi_tool_streaming.yaml"
+)
 OPENAI_TOOLS_JSON = "olimorris__codecompanion.nvim/tests/adapters/http/stubs/openai_tools_no_streaming.txt"
-ANTHROPIC_THINKING = "charmbracelet__fantasy/providertests/testdata/TestAnthropicThinking/claude-sonnet-4/thinking-streaming.yaml"
+ANTHROPIC_THINKING = (
+    "charmbracelet__fantasy/providertests/testdata/TestAnthropicThinking/claude-sonnet-4/thinking-streaming.yaml"
+)
 
 
 async def test_openai_stream_passes_through_bytes_and_sdk_parses(upstream: FakeUpstream, gateway: GatewayFactory):
     recorded = cassette(OPENAI_MULTI_TOOL)[0].body
-    upstream.reply(Reply(body=[recorded[i : i + 97] for i in range(0, len(recorded), 97)], content_type="text/event-stream"))
+    upstream.reply(
+        Reply(body=[recorded[i : i + 97] for i in range(0, len(recorded), 97)], content_type="text/event-stream")
+    )
     gw = await gateway(providers_at(upstream))
     client = openai.AsyncOpenAI(base_url=gw.openai_url, api_key="client-key")
     stream = await client.chat.completions.create(
-        model="up-openai/gpt-4o", messages=[{"role": "user", "content": "weather?"}], stream=True,
+        model="up-openai/gpt-4o",
+        messages=[{"role": "user", "content": "weather?"}],
+        stream=True,
         extra_body={"some_future_field": {"keep": True}},
     )
     names, args = {}, {}
@@ -49,11 +57,14 @@ async def test_openai_stream_bytes_are_identical(upstream: FakeUpstream, gateway
     recorded = raw(OPENAI_TOOLS_STREAM)
     upstream.reply(Reply(body=[recorded], content_type="text/event-stream"))
     gw = await gateway(providers_at(upstream))
-    async with ClientSession() as s, s.post(
-        gw.openai_url + "/chat/completions",
-        json={"model": "up-openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-        headers={"accept": "application/json"},  # streaming is decided by the body, never by Accept
-    ) as r:
+    async with (
+        ClientSession() as s,
+        s.post(
+            gw.openai_url + "/chat/completions",
+            json={"model": "up-openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            headers={"accept": "application/json"},  # streaming is decided by the body, never by Accept
+        ) as r,
+    ):
         assert r.status == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         assert await r.read() == recorded
@@ -73,7 +84,9 @@ async def test_anthropic_stream_passes_through_with_signature_and_new_fields(
     upstream: FakeUpstream, gateway: GatewayFactory
 ):
     first = cassette(ANTHROPIC_THINKING)[0]
-    upstream.reply(Reply(body=[first.body[i : i + 61] for i in range(0, len(first.body), 61)], content_type="text/event-stream"))
+    upstream.reply(
+        Reply(body=[first.body[i : i + 61] for i in range(0, len(first.body), 61)], content_type="text/event-stream")
+    )
     gw = await gateway(providers_at(upstream))
     client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="client-key")
     async with client.messages.stream(
@@ -105,14 +118,21 @@ async def test_anthropic_stream_passes_through_with_signature_and_new_fields(
 
 
 async def test_stream_is_forwarded_as_it_arrives(upstream: FakeUpstream, gateway: GatewayFactory):
-    chunks = [b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%d"},"finish_reason":null}]}\n\n' % i for i in range(3)]
+    chunks = [
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%d"},"finish_reason":null}]}\n\n'
+        % i
+        for i in range(3)
+    ]
     chunks.append(b"data: [DONE]\n\n")
     upstream.reply(Reply(body=chunks, content_type="text/event-stream", delay=0.4))
     gw = await gateway(providers_at(upstream))
-    async with ClientSession() as s, s.post(
-        gw.openai_url + "/chat/completions",
-        json={"model": "up-openai/m", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-    ) as r:
+    async with (
+        ClientSession() as s,
+        s.post(
+            gw.openai_url + "/chat/completions",
+            json={"model": "up-openai/m", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+        ) as r,
+    ):
         start = time.perf_counter()
         first = await r.content.readany()
         elapsed = time.perf_counter() - start
@@ -123,11 +143,15 @@ async def test_stream_is_forwarded_as_it_arrives(upstream: FakeUpstream, gateway
 
 
 async def test_anthropic_unary_passes_through(upstream: FakeUpstream, gateway: GatewayFactory):
-    second = cassette("charmbracelet__fantasy/providertests/testdata/TestAnthropicCommon/claude-sonnet-4/simple.yaml")[0]
+    second = cassette("charmbracelet__fantasy/providertests/testdata/TestAnthropicCommon/claude-sonnet-4/simple.yaml")[
+        0
+    ]
     upstream.reply(Reply(body=second.body))
     gw = await gateway(providers_at(upstream))
     client = anthropic.AsyncAnthropic(base_url=gw.url, api_key="k")
-    msg = await client.messages.create(model="up-anthropic/claude", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    msg = await client.messages.create(
+        model="up-anthropic/claude", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    )
     assert msg.id == json.loads(second.body)["id"]
     assert upstream.last.json["max_tokens"] == 100
 
@@ -135,13 +159,24 @@ async def test_anthropic_unary_passes_through(upstream: FakeUpstream, gateway: G
 async def test_concurrent_streams_do_not_mix(upstream: FakeUpstream, gateway: GatewayFactory):
     def answer(seen):  # echo the prompt back as the content
         word = seen.json["messages"][0]["content"]
-        return Reply(body=[b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":"stop"}]}\n\n' % word.encode(), b"data: [DONE]\n\n"], content_type="text/event-stream", delay=0.01)
+        return Reply(
+            body=[
+                b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":"stop"}]}\n\n'
+                % word.encode(),
+                b"data: [DONE]\n\n",
+            ],
+            content_type="text/event-stream",
+            delay=0.01,
+        )
+
     upstream.default = answer
     gw = await gateway(providers_at(upstream))
     client = openai.AsyncOpenAI(base_url=gw.openai_url, api_key="k")
 
     async def one(i: int) -> str:
-        stream = await client.chat.completions.create(model="up-openai/m", messages=[{"role": "user", "content": f"w{i}"}], stream=True)
+        stream = await client.chat.completions.create(
+            model="up-openai/m", messages=[{"role": "user", "content": f"w{i}"}], stream=True
+        )
         return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
 
     results = await asyncio.gather(*(one(i) for i in range(20)))

@@ -24,7 +24,9 @@ def router(monkeypatch: pytest.MonkeyPatch):
     cfg = parse(
         {
             "server": {"default_provider": "ollama"},
-            "providers": {"my-vllm": {"dialect": "openai", "base_url": "http://127.0.0.1:8000/v1", "models": ["qwen3-coder"]}},
+            "providers": {
+                "my-vllm": {"dialect": "openai", "base_url": "http://127.0.0.1:8000/v1", "models": ["qwen3-coder"]}
+            },
             "aliases": {"claude-sonnet-4-5": "kimi/kimi-for-coding", "fast": "openrouter/moonshotai/kimi-k2"},
         }
     )
@@ -93,9 +95,21 @@ async def test_missing_model_is_400_in_client_dialect(upstream: FakeUpstream, ga
 
 
 async def test_bare_name_goes_to_default_provider(upstream: FakeUpstream, gateway: GatewayFactory):
-    upstream.reply(Reply(body=json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m",
-                                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                                        "finish_reason": "stop"}]}).encode()))
+    upstream.reply(
+        Reply(
+            body=json.dumps(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                    ],
+                }
+            ).encode()
+        )
+    )
     gw = await gateway(providers_at(upstream))
     oai = openai.AsyncOpenAI(base_url=gw.openai_url, api_key="k")
     resp = await oai.chat.completions.create(model="plain-model", messages=[{"role": "user", "content": "hi"}])
