@@ -39,7 +39,8 @@ OLLAMA_TOOLS_JSON = STUBS + "ollama_tools_no_streaming.txt"
 OPENROUTER_KIMI_TOOLS = FANTASY + "TestOpenRouterCommon/kimi/tool_streaming.yaml"
 AVIAN_KIMI_THINKING = FANTASY + "TestOpenAICompatibleThinking/avian-kimi/thinking-streaming.yaml"
 ANTHROPIC_THINKING = FANTASY + "TestAnthropicThinking/claude-sonnet-4/thinking-streaming.yaml"
-OPENROUTER_STREAM_ERROR = "pydantic__pydantic-ai/tests/models/cassettes/test_openrouter/test_openrouter_stream_error.yaml"
+PYDANTIC = "pydantic__pydantic-ai/tests/models/cassettes/"
+OPENROUTER_STREAM_ERROR = PYDANTIC + "test_openrouter/test_openrouter_stream_error.yaml"
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
@@ -87,16 +88,27 @@ def oai_chunks(*chunks: dict[str, Any], done: bool = True) -> list[bytes]:
 def oai_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish}
     choice.update(extra.pop("choice", {}))
-    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [choice],
-            **extra}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [choice],
+        **extra,
+    }
 
 
 def oai_completion(message: dict[str, Any], finish: str = "stop", usage: dict[str, Any] | None = None) -> bytes:
-    return json.dumps({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
-        "usage": usage or {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+            "usage": usage or {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+    ).encode()
 
 
 OAI_OK = oai_completion({"content": "ok"})
@@ -107,10 +119,18 @@ def ant_events(*events: dict[str, Any]) -> list[bytes]:
 
 
 def ant_message(content: list[dict[str, Any]], stop: str = "end_turn", model: str = "m") -> bytes:
-    return json.dumps({
-        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 2},
-    }).encode()
+    return json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 2},
+        }
+    ).encode()
 
 
 ANT_OK = ant_message([{"type": "text", "text": "ok"}])
@@ -165,8 +185,11 @@ async def collect(stream: Any) -> dict[str, Any]:
 def tool_history(call_id: str, *, arguments: str = '{"location": "Florence"}', content: Any = None) -> list[dict]:
     """An OpenAI client's history after a tool call, without the reasoning (clients drop it)."""
     call = {"id": call_id, "type": "function", "function": {"name": "weather", "arguments": arguments}}
-    return [USER, {"role": "assistant", "content": content, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": call_id, "content": "40 C"}]
+    return [
+        USER,
+        {"role": "assistant", "content": content, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": "40 C"},
+    ]
 
 
 def assistant_turns(seen: Seen) -> list[dict[str, Any]]:
@@ -176,8 +199,9 @@ def assistant_turns(seen: Seen) -> list[dict[str, Any]]:
 # ==== kimi =======================================================================================
 
 
-async def test_kimi_anthropic_surface_sends_user_agent_bearer_and_version(upstream: FakeUpstream,
-                                                                         gateway: GatewayFactory):
+async def test_kimi_anthropic_surface_sends_user_agent_bearer_and_version(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.reply(Reply(body=ANT_OK))
     gw = await gateway(config("kimi", upstream, "/coding", key="sk-kimi-test"))
     msg = await ant(gw).messages.create(model="kimi/kimi-for-coding", max_tokens=100, messages=[USER])
@@ -201,8 +225,9 @@ async def test_kimi_legacy_aliases_and_empty_name_go_out_as_kimi_for_coding(
     assert upstream.last.json["model"] == "kimi-for-coding"
 
 
-async def test_kimi_max_tokens_defaults_to_8192_only_when_the_client_gives_none(upstream: FakeUpstream,
-                                                                               gateway: GatewayFactory):
+async def test_kimi_max_tokens_defaults_to_8192_only_when_the_client_gives_none(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = Reply(body=ANT_OK)
     gw = await gateway(config("kimi", upstream, "/coding"))
     # translated: an OpenAI client without max_tokens (the Anthropic codec alone would say 4096)
@@ -224,10 +249,15 @@ async def test_kimi_user_agent_is_configurable(upstream: FakeUpstream, gateway: 
     assert headers(upstream.last)["user-agent"] == "KimiCLI/1.6"
 
 
-KIMI_403 = json.dumps({"error": {
-    "message": "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
-               "Roo Code, Kilo Code, etc.",
-    "type": "access_terminated_error"}}).encode()
+KIMI_403 = json.dumps(
+    {
+        "error": {
+            "message": "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
+            "Roo Code, Kilo Code, etc.",
+            "type": "access_terminated_error",
+        }
+    }
+).encode()
 
 
 async def test_kimi_403_access_terminated_is_explained(upstream: FakeUpstream, gateway: GatewayFactory):
@@ -245,13 +275,17 @@ async def test_kimi_403_access_terminated_is_explained(upstream: FakeUpstream, g
     assert e1.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
 
 
-async def test_kimi_thinking_is_replayed_for_an_openai_client_that_dropped_it(upstream: FakeUpstream,
-                                                                              gateway: GatewayFactory):
+async def test_kimi_thinking_is_replayed_for_an_openai_client_that_dropped_it(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     stream, replayed_turn = anthropic_thinking_turn()
     upstream.reply(Reply(body=[stream], content_type=SSE), Reply(body=ANT_OK))
     gw = await gateway(config("kimi", upstream, "/coding"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="kimi/kimi-for-coding", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="kimi/kimi-for-coding", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     thinking, tool_use = replayed_turn["content"]
     assert got["reasoning"] == thinking["thinking"]
     assert got["calls"][0]["id"] == tool_use["id"] and got["finish"] == "tool_calls"
@@ -264,37 +298,53 @@ async def test_kimi_thinking_is_replayed_for_an_openai_client_that_dropped_it(up
     assert sent == replayed_turn["content"]
 
 
-async def test_kimi_thinking_in_an_anthropic_history_goes_upstream_exactly(upstream: FakeUpstream,
-                                                                           gateway: GatewayFactory):
+async def test_kimi_thinking_in_an_anthropic_history_goes_upstream_exactly(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     _, replayed_turn = anthropic_thinking_turn()
     unsigned = {"type": "thinking", "thinking": "  spaced\n reasoning  "}  # Kimi may mint unsigned thinking
     turn = {"role": "assistant", "content": [unsigned, *replayed_turn["content"]]}
-    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": replayed_turn["content"][1]["id"],
-                                           "content": "40 C"}]}
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": replayed_turn["content"][1]["id"], "content": "40 C"}],
+    }
     upstream.reply(Reply(body=ANT_OK))
     gw = await gateway(config("kimi", upstream, "/coding"))
-    await ant(gw).messages.create(model="kimi/kimi-for-coding", max_tokens=2000, messages=[USER, turn, result],
-                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    await ant(gw).messages.create(
+        model="kimi/kimi-for-coding",
+        max_tokens=2000,
+        messages=[USER, turn, result],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     assert upstream.last.json["messages"][1] == turn
 
 
 async def test_kimi_tool_turn_without_thinking_gets_an_empty_block_only_with_thinking_on(
     upstream: FakeUpstream, gateway: GatewayFactory
 ):
-    turn = {"role": "assistant", "content": [{"type": "tool_use", "id": "tool_unknown", "name": "weather",
-                                              "input": {"location": "Florence"}}]}
+    turn = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "tool_unknown", "name": "weather", "input": {"location": "Florence"}}],
+    }
     result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tool_unknown", "content": "40 C"}]}
     upstream.default = Reply(body=ANT_OK)
     gw = await gateway(config("kimi", upstream, "/coding"))
-    await ant(gw).messages.create(model="kimi/kimi-for-coding", max_tokens=2000, messages=[USER, turn, result],
-                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    await ant(gw).messages.create(
+        model="kimi/kimi-for-coding",
+        max_tokens=2000,
+        messages=[USER, turn, result],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     assert upstream.last.json["messages"][1]["content"] == [
-        {"type": "thinking", "thinking": "", "signature": ""}, *turn["content"]]
+        {"type": "thinking", "thinking": "", "signature": ""},
+        *turn["content"],
+    ]
     await ant(gw).messages.create(model="kimi/kimi-for-coding", max_tokens=2000, messages=[USER, turn, result])
     assert upstream.last.json["messages"][1] == turn
     # an OpenAI client asking for reasoning gets the same empty block
-    await oai(gw).chat.completions.create(model="kimi/kimi-for-coding", messages=tool_history("tool_unknown"),
-                                          reasoning_effort="high")
+    await oai(gw).chat.completions.create(
+        model="kimi/kimi-for-coding", messages=tool_history("tool_unknown"), reasoning_effort="high"
+    )
     assert assistant_turns(upstream.last)[0]["content"][0] == {"type": "thinking", "thinking": "", "signature": ""}
 
 
@@ -302,7 +352,8 @@ async def test_kimi_openai_surface_option(upstream: FakeUpstream, gateway: Gatew
     upstream.default = Reply(body=OAI_OK)
     gw = await gateway(config("kimi", upstream, "/coding", key="sk-kimi-test", surface="openai"))
     resp = await oai(gw).chat.completions.create(
-        model="kimi/k2p5", messages=tool_history("functions.weather:0", content=""), tools=[OAI_TOOL])
+        model="kimi/k2p5", messages=tool_history("functions.weather:0", content=""), tools=[OAI_TOOL]
+    )
     assert resp.choices[0].message.content == "ok"
     seen = upstream.last
     assert seen.path == "/coding/v1/chat/completions"
@@ -337,13 +388,17 @@ async def moonshot_turn_one(upstream: FakeUpstream, gw: RunningGateway) -> tuple
     first, second = cassette(AVIAN_KIMI_THINKING)[:2]
     assert second.request is not None
     upstream.reply(Reply(body=[first.body], content_type=SSE))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="moonshot/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="moonshot/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     return got, second.request["messages"][2]["reasoning_content"]
 
 
-async def test_moonshot_reasoning_round_trip_reattaches_the_remembered_reasoning(upstream: FakeUpstream,
-                                                                               gateway: GatewayFactory):
+async def test_moonshot_reasoning_round_trip_reattaches_the_remembered_reasoning(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     gw = await gateway(config("moonshot", upstream, "/v1"))
     got, recorded_replay = await moonshot_turn_one(upstream, gw)
     assert got["reasoning"] == recorded_replay  # the client saw the reasoning stream
@@ -356,16 +411,18 @@ async def test_moonshot_reasoning_round_trip_reattaches_the_remembered_reasoning
     assert assistant_turns(upstream.last)[0]["reasoning_content"] == recorded_replay
 
 
-async def test_moonshot_unknown_tool_id_gets_empty_reasoning_only_with_thinking_on(upstream: FakeUpstream,
-                                                                                 gateway: GatewayFactory):
+async def test_moonshot_unknown_tool_id_gets_empty_reasoning_only_with_thinking_on(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = Reply(body=OAI_OK)
     gw = await gateway(config("moonshot", upstream, "/v1"))
     await moonshot_turn_one(upstream, gw)
     history = tool_history("functions.weather:7")  # nothing remembered for this id
     await oai(gw).chat.completions.create(model="moonshot/kimi-k2.6", messages=history)
     assert assistant_turns(upstream.last)[0]["reasoning_content"] == ""
-    await oai(gw).chat.completions.create(model="moonshot/kimi-k2.6", messages=history,
-                                          extra_body={"thinking": {"type": "disabled"}})
+    await oai(gw).chat.completions.create(
+        model="moonshot/kimi-k2.6", messages=history, extra_body={"thinking": {"type": "disabled"}}
+    )
     assert "reasoning_content" not in assistant_turns(upstream.last)[0]
     await oai(gw).chat.completions.create(model="moonshot/kimi-k2.6", messages=history, reasoning_effort="none")
     assert "reasoning_content" not in assistant_turns(upstream.last)[0]
@@ -387,8 +444,9 @@ SAMPLING = {"temperature": 0.2, "top_p": 0.5, "n": 1, "presence_penalty": 0.5, "
 
 
 @pytest.mark.parametrize("model", ["kimi-k2.6", "kimi-k2.5"])
-async def test_moonshot_k2_5_and_k2_6_drop_the_sampling_they_fix(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                                 model: str):
+async def test_moonshot_k2_5_and_k2_6_drop_the_sampling_they_fix(
+    upstream: FakeUpstream, gateway: GatewayFactory, model: str
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("moonshot", upstream, "/v1"))
     await oai(gw).chat.completions.create(model=f"moonshot/{model}", messages=[USER], seed=3, **SAMPLING)
@@ -398,12 +456,18 @@ async def test_moonshot_k2_5_and_k2_6_drop_the_sampling_they_fix(upstream: FakeU
 
 
 @pytest.mark.parametrize("model", ["kimi-k2-thinking", "kimi-k2-thinking-turbo"])
-async def test_moonshot_thinking_models_pin_temperature_and_top_p(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                                  model: str):
+async def test_moonshot_thinking_models_pin_temperature_and_top_p(
+    upstream: FakeUpstream, gateway: GatewayFactory, model: str
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("moonshot", upstream, "/v1"))
-    await oai(gw).chat.completions.create(model=f"moonshot/{model}", messages=tool_history("functions.weather:3"),
-                                          temperature=0.2, top_p=0.5, reasoning_effort="none")
+    await oai(gw).chat.completions.create(
+        model=f"moonshot/{model}",
+        messages=tool_history("functions.weather:3"),
+        temperature=0.2,
+        top_p=0.5,
+        reasoning_effort="none",
+    )
     body = upstream.last.json
     assert body["temperature"] == 1.0 and body["top_p"] == 0.95
     assert "thinking" not in body and "reasoning_effort" not in body  # these always think: no toggle
@@ -429,8 +493,9 @@ async def test_moonshot_older_models_keep_the_clients_sampling(upstream: FakeUps
         ("anthropic", {}, None),
     ],
 )
-async def test_moonshot_thinking_toggle_follows_the_client(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                           front: str, asked: dict, sent: dict | None):
+async def test_moonshot_thinking_toggle_follows_the_client(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str, asked: dict, sent: dict | None
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("moonshot", upstream, "/v1"))
     if front == "openai":
@@ -451,22 +516,29 @@ async def test_moonshot_thinking_toggle_follows_the_client(upstream: FakeUpstrea
         ("required", {"type": "disabled"}, "required"),
     ],
 )
-async def test_moonshot_tool_choice_is_auto_or_none_with_thinking_on(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                                   choice: Any, thinking: dict | None, sent: Any):
+async def test_moonshot_tool_choice_is_auto_or_none_with_thinking_on(
+    upstream: FakeUpstream, gateway: GatewayFactory, choice: Any, thinking: dict | None, sent: Any
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("moonshot", upstream, "/v1"))
     extra = {"thinking": thinking} if thinking else {}
-    await oai(gw).chat.completions.create(model="moonshot/kimi-k2.6", messages=[USER], tools=[OAI_TOOL],
-                                          tool_choice=choice, extra_body=extra)
+    await oai(gw).chat.completions.create(
+        model="moonshot/kimi-k2.6", messages=[USER], tools=[OAI_TOOL], tool_choice=choice, extra_body=extra
+    )
     assert upstream.last.json["tool_choice"] == sent
 
 
-async def test_moonshot_trailing_assistant_prefill_becomes_partial_mode(upstream: FakeUpstream,
-                                                                       gateway: GatewayFactory):
+async def test_moonshot_trailing_assistant_prefill_becomes_partial_mode(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("moonshot", upstream, "/v1"))
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-                {"role": "user", "content": "JSON please"}, {"role": "assistant", "content": "{"}]
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "JSON please"},
+        {"role": "assistant", "content": "{"},
+    ]
     await ant(gw).messages.create(model="moonshot/kimi-k2.6", max_tokens=100, messages=messages)  # type: ignore[arg-type]
     sent = upstream.last.json["messages"]
     assert sent[-1] == {"role": "assistant", "content": "{", "partial": True}
@@ -475,17 +547,24 @@ async def test_moonshot_trailing_assistant_prefill_becomes_partial_mode(upstream
 
 MOONSHOT_USAGE_STREAM = oai_chunks(
     oai_chunk({"role": "assistant", "content": "Hel"}),
-    oai_chunk({"content": "lo"}, "stop", choice={"usage": {"prompt_tokens": 100, "completion_tokens": 20,
-                                                           "total_tokens": 120, "cached_tokens": 60}}),
+    oai_chunk(
+        {"content": "lo"},
+        "stop",
+        choice={"usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120, "cached_tokens": 60}},
+    ),
 )
 
 
-async def test_moonshot_stream_usage_in_the_choice_reaches_the_openai_sdk(upstream: FakeUpstream,
-                                                                        gateway: GatewayFactory):
+async def test_moonshot_stream_usage_in_the_choice_reaches_the_openai_sdk(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.reply(Reply(body=MOONSHOT_USAGE_STREAM, content_type=SSE))
     gw = await gateway(config("moonshot", upstream, "/v1"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="moonshot/kimi-k2.6", messages=[USER], stream=True, stream_options={"include_usage": True}))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="moonshot/kimi-k2.6", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert got["content"] == "Hello" and got["finish"] == "stop"
     usage = got["usage"]
     assert usage is not None, "the SDK reads usage from the top-level usage chunk only"
@@ -517,25 +596,39 @@ async def test_minimax_path_bearer_auth_and_defaults(upstream: FakeUpstream, gat
     assert h["authorization"] == "Bearer sk-cp-test" and "x-api-key" not in h  # x-api-key fails on the cn host
     assert h["anthropic-version"] == "2023-06-01"
     assert seen.json["model"] == "MiniMax-M2.7" and seen.json["max_tokens"] == 4096
+    # same dialect: only the provider's default can fill it in
+    upstream.reply(Reply(body=ANT_OK))
+    status, _ = await post(gw.url + "/v1/messages", {"model": "minimax/MiniMax-M2.7", "messages": [USER]})
+    assert status == 200 and upstream.last.json["max_tokens"] == 4096
 
 
-async def test_minimax_assistant_content_goes_back_exactly_as_received(upstream: FakeUpstream,
-                                                                      gateway: GatewayFactory):
-    turn = {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": "check the weather", "signature": "mm-sig-1"},
-        {"type": "text", "text": "Let me look."},
-        {"type": "thinking", "thinking": "unsigned, interleaved"},
-        {"type": "tool_use", "id": "call_function_1", "name": "weather", "input": {"location": "Florence"}},
-    ]}
+async def test_minimax_assistant_content_goes_back_exactly_as_received(upstream: FakeUpstream, gateway: GatewayFactory):
+    turn = {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "check the weather", "signature": "mm-sig-1"},
+            {"type": "text", "text": "Let me look."},
+            {"type": "thinking", "thinking": "unsigned, interleaved"},
+            {"type": "tool_use", "id": "call_function_1", "name": "weather", "input": {"location": "Florence"}},
+        ],
+    }
     result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_function_1", "content": "40"}]}
-    later = [{"role": "assistant", "content": [{"type": "thinking", "thinking": "done", "signature": ""},
-                                               {"type": "text", "text": "40 C"}]},
-             {"role": "user", "content": "thanks"}]
+    later = [
+        {
+            "role": "assistant",
+            "content": [{"type": "thinking", "thinking": "done", "signature": ""}, {"type": "text", "text": "40 C"}],
+        },
+        {"role": "user", "content": "thanks"},
+    ]
     upstream.reply(Reply(body=ANT_OK))
     gw = await gateway(config("minimax", upstream, "/anthropic"))
     messages = [USER, turn, result, *later]
-    await ant(gw).messages.create(model="minimax/MiniMax-M2.7-highspeed", max_tokens=2000, messages=messages,
-                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    await ant(gw).messages.create(
+        model="minimax/MiniMax-M2.7-highspeed",
+        max_tokens=2000,
+        messages=messages,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     # unlike Claude, MiniMax keeps its unsigned thinking in completed turns: nothing dropped or moved
     assert upstream.last.json["messages"] == messages
     assert upstream.last.json["model"] == "MiniMax-M2.7-highspeed"
@@ -545,28 +638,43 @@ def minimax_stream(*, signature: bool) -> bytes:
     """Claude's real thinking stream in MiniMax's shape: the thinking content_block_start has no
     `signature` field (and with signature=False no signature_delta follows either)."""
     stream, _ = anthropic_thinking_turn()
-    events = [e.replace(',"signature":""', "") if '"content_block_start"' in e else e
-              for e in stream.decode().split("\n\n") if signature or '"signature_delta"' not in e]
+    events = [
+        e.replace(',"signature":""', "") if '"content_block_start"' in e else e
+        for e in stream.decode().split("\n\n")
+        if signature or '"signature_delta"' not in e
+    ]
     out = "\n\n".join(events).encode()
     assert b'"signature":""' not in out
     return out
 
 
-async def test_minimax_thinking_start_without_signature_still_gives_the_client_one(upstream: FakeUpstream,
-                                                                                   gateway: GatewayFactory):
+async def test_minimax_thinking_start_without_signature_still_gives_the_client_one(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     _, replayed_turn = anthropic_thinking_turn()
     upstream.reply(Reply(body=[minimax_stream(signature=True)], content_type=SSE))
     gw = await gateway(config("minimax", upstream, "/anthropic"))
-    body = {"model": "minimax/MiniMax-M2.7", "max_tokens": 2000, "stream": True, "messages": [USER],
-            "tools": [ANT_TOOL], "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    body = {
+        "model": "minimax/MiniMax-M2.7",
+        "max_tokens": 2000,
+        "stream": True,
+        "messages": [USER],
+        "tools": [ANT_TOOL],
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+    }
     status, out = await post(gw.url + "/v1/messages", body)
     assert status == 200
     starts = [e["content_block"] for e in sse_data(out) if e["type"] == "content_block_start"]
     assert starts[0] == {"type": "thinking", "thinking": "", "signature": ""}
     # the SDK builds the same thinking block Claude's own stream gives, signature included
     upstream.reply(Reply(body=[minimax_stream(signature=True)], content_type=SSE))
-    async with ant(gw).messages.stream(model="minimax/MiniMax-M2.7", max_tokens=2000, messages=[USER],
-                                       tools=[ANT_TOOL], thinking={"type": "enabled", "budget_tokens": 1024}) as s:
+    async with ant(gw).messages.stream(
+        model="minimax/MiniMax-M2.7",
+        max_tokens=2000,
+        messages=[USER],
+        tools=[ANT_TOOL],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    ) as s:
         final = await s.get_final_message()
     assert final.content[0].model_dump() == replayed_turn["content"][0]
     # with no signature at all the block still carries one (empty) for strict clients
@@ -577,23 +685,33 @@ async def test_minimax_thinking_start_without_signature_still_gives_the_client_o
 
 
 async def test_minimax_thinking_is_reattached_for_an_openai_client(upstream: FakeUpstream, gateway: GatewayFactory):
-    stream, replayed_turn = anthropic_thinking_turn()
+    _, replayed_turn = anthropic_thinking_turn()
     upstream.reply(Reply(body=[minimax_stream(signature=True)], content_type=SSE), Reply(body=ANT_OK))
     gw = await gateway(config("minimax", upstream, "/anthropic"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="minimax/MiniMax-M2.7", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="minimax/MiniMax-M2.7", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     call = got["calls"][0]
-    await oai(gw).chat.completions.create(model="minimax/MiniMax-M2.7", tools=[OAI_TOOL],
-                                          messages=tool_history(call["id"], arguments=call["arguments"]))
+    await oai(gw).chat.completions.create(
+        model="minimax/MiniMax-M2.7", tools=[OAI_TOOL], messages=tool_history(call["id"], arguments=call["arguments"])
+    )
     assert assistant_turns(upstream.last)[0]["content"] == replayed_turn["content"]
 
 
-BALANCE_1008 = json.dumps({"type": "error", "error": {"type": "api_error", "message": "insufficient balance (1008)"},
-                           "request_id": "05a3f0c1"}).encode()
+BALANCE_1008 = json.dumps(
+    {
+        "type": "error",
+        "error": {"type": "api_error", "message": "insufficient balance (1008)"},
+        "request_id": "05a3f0c1",
+    }
+).encode()
 
 
-async def test_minimax_insufficient_balance_is_a_billing_error_never_retried(upstream: FakeUpstream,
-                                                                            gateway: GatewayFactory):
+async def test_minimax_insufficient_balance_is_a_billing_error_never_retried(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = Reply(status=500, body=BALANCE_1008)  # MiniMax says 1008 with an HTTP 500
     gw = await gateway(config("minimax", upstream, "/anthropic", key="sk-api-test"))
     with pytest.raises(anthropic.PaymentRequiredError) as e1:
@@ -616,23 +734,37 @@ async def test_minimax_insufficient_balance_is_a_billing_error_never_retried(ups
 async def test_deepseek_recorded_reasoning_round_trip(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.reply(Reply(body=sse_lines(DEEPSEEK_TOOLS_STREAM), content_type=SSE))
     gw = await gateway(config("deepseek", upstream, key="sk-deepseek-test"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="deepseek/deepseek-v4-flash", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="deepseek/deepseek-v4-flash", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     seen = upstream.last
     assert seen.path == "/chat/completions"  # the gateway appends it to https://api.deepseek.com
     assert headers(seen)["authorization"] == "Bearer sk-deepseek-test"
-    recorded = ("The user wants to know the weather in London and Paris. I can call the weather tool for both "
-                "locations in parallel since they're independent.")
+    recorded = (
+        "The user wants to know the weather in London and Paris. I can call the weather tool for both "
+        "locations in parallel since they're independent."
+    )
     assert got["reasoning"] == recorded
     ids = [got["calls"][i]["id"] for i in (0, 1)]
     assert ids == ["call_00_xzVVyar4M7TXmqAvwt5lz3v2", "call_01_FiLq2fgCjbR43jdNrxI4OYGD"]
 
     upstream.default = Reply(body=OAI_OK)
-    calls = [{"id": got["calls"][i]["id"], "type": "function",
-              "function": {"name": "weather", "arguments": got["calls"][i]["arguments"]}} for i in (0, 1)]
-    history = [USER, {"role": "assistant", "content": None, "tool_calls": calls},
-               {"role": "tool", "tool_call_id": ids[0], "content": "18 C"},
-               {"role": "tool", "tool_call_id": ids[1], "content": "21 C"}]
+    calls = [
+        {
+            "id": got["calls"][i]["id"],
+            "type": "function",
+            "function": {"name": "weather", "arguments": got["calls"][i]["arguments"]},
+        }
+        for i in (0, 1)
+    ]
+    history = [
+        USER,
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": ids[0], "content": "18 C"},
+        {"role": "tool", "tool_call_id": ids[1], "content": "21 C"},
+    ]
     await oai(gw).chat.completions.create(model="deepseek/deepseek-v4-flash", messages=history)
     assert assistant_turns(upstream.last)[0]["reasoning_content"] == recorded
     # a tool turn the gateway never saw: "" (a missing key is a 400 at DeepSeek)
@@ -645,24 +777,25 @@ async def test_deepseek_prompt_cache_hit_tokens_count_as_cached(upstream: FakeUp
     del recorded["usage"]["prompt_tokens_details"]  # leave DeepSeek's own field as the only source
     upstream.reply(Reply(body=json.dumps(recorded).encode()))
     gw = await gateway(config("deepseek", upstream))
-    msg = await ant(gw).messages.create(model="deepseek/deepseek-chat", max_tokens=100, messages=[USER],
-                                        tools=[ANT_TOOL])  # type: ignore[list-item]
+    msg = await ant(gw).messages.create(
+        model="deepseek/deepseek-chat", max_tokens=100, messages=[USER], tools=[ANT_TOOL]
+    )  # type: ignore[list-item]
     assert [b.type for b in msg.content] == ["tool_use", "tool_use"] and msg.stop_reason == "tool_use"
     assert msg.content[1].input == {"location": "Paris", "units": "celsius"}  # type: ignore[union-attr]
     assert msg.usage.cache_read_input_tokens == 384 and msg.usage.input_tokens == 180
     assert msg.usage.output_tokens == 49
 
 
-async def test_deepseek_recorded_stream_usage_for_an_anthropic_client(upstream: FakeUpstream,
-                                                                      gateway: GatewayFactory):
+async def test_deepseek_recorded_stream_usage_for_an_anthropic_client(upstream: FakeUpstream, gateway: GatewayFactory):
     lines = sse_lines(DEEPSEEK_TOOLS_STREAM)
     last = json.loads(lines[-2][6:])
     del last["usage"]["prompt_tokens_details"]
     lines[-2] = b"data: " + json.dumps(last).encode() + b"\n\n"
     upstream.reply(Reply(body=lines, content_type=SSE))
     gw = await gateway(config("deepseek", upstream))
-    async with ant(gw).messages.stream(model="deepseek/deepseek-v4-flash", max_tokens=1000, messages=[USER],
-                                       tools=[ANT_TOOL]) as stream:  # type: ignore[list-item]
+    async with ant(gw).messages.stream(
+        model="deepseek/deepseek-v4-flash", max_tokens=1000, messages=[USER], tools=[ANT_TOOL]
+    ) as stream:  # type: ignore[list-item]
         final = await stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "tool_use", "tool_use"]
     assert final.usage.cache_read_input_tokens == 1024 and final.usage.input_tokens == 342
@@ -671,11 +804,17 @@ async def test_deepseek_recorded_stream_usage_for_an_anthropic_client(upstream: 
 async def test_deepseek_drops_logprobs_in_thinking_mode_only(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = Reply(body=OAI_OK)
     gw = await gateway(config("deepseek", upstream))
-    await oai(gw).chat.completions.create(model="deepseek/deepseek-v4-pro", messages=[USER], logprobs=True,
-                                          top_logprobs=3)
+    await oai(gw).chat.completions.create(
+        model="deepseek/deepseek-v4-pro", messages=[USER], logprobs=True, top_logprobs=3
+    )
     assert "logprobs" not in upstream.last.json and "top_logprobs" not in upstream.last.json
-    await oai(gw).chat.completions.create(model="deepseek/deepseek-v4-pro", messages=[USER], logprobs=True,
-                                          top_logprobs=3, extra_body={"thinking": {"type": "disabled"}})
+    await oai(gw).chat.completions.create(
+        model="deepseek/deepseek-v4-pro",
+        messages=[USER],
+        logprobs=True,
+        top_logprobs=3,
+        extra_body={"thinking": {"type": "disabled"}},
+    )
     assert upstream.last.json["logprobs"] is True and upstream.last.json["top_logprobs"] == 3
 
 
@@ -689,8 +828,9 @@ async def test_deepseek_drops_logprobs_in_thinking_mode_only(upstream: FakeUpstr
         ({"extra_body": {"thinking": {"type": "disabled"}, "reasoning_effort": "high"}}, {"type": "disabled"}, None),
     ],
 )
-async def test_deepseek_thinking_and_effort_from_the_client(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                            asked: dict, thinking: dict, effort: str | None):
+async def test_deepseek_thinking_and_effort_from_the_client(
+    upstream: FakeUpstream, gateway: GatewayFactory, asked: dict, thinking: dict, effort: str | None
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("deepseek", upstream))
     await oai(gw).chat.completions.create(model="deepseek/deepseek-v4-pro", messages=[USER], **asked)
@@ -701,8 +841,7 @@ async def test_deepseek_thinking_and_effort_from_the_client(upstream: FakeUpstre
 # ==== openrouter =================================================================================
 
 
-async def test_openrouter_attribution_headers_default_and_configured(upstream: FakeUpstream,
-                                                                     gateway: GatewayFactory):
+async def test_openrouter_attribution_headers_default_and_configured(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = Reply(body=OAI_OK)
     gw = await gateway(config("openrouter", upstream, "/api/v1", key="sk-or-test"))
     await oai(gw).chat.completions.create(model="openrouter/moonshotai/kimi-k2.5", messages=[USER])
@@ -711,26 +850,32 @@ async def test_openrouter_attribution_headers_default_and_configured(upstream: F
     h = headers(seen)
     assert h["authorization"] == "Bearer sk-or-test"
     assert h["http-referer"] == "https://github.com/dragoman-gateway/dragoman" and h["x-title"] == "Dragoman"
-    gw2 = await gateway(config("openrouter", upstream, "/api/v1", http_referer="https://example.org/app",
-                               x_title="My App"))
+    gw2 = await gateway(
+        config("openrouter", upstream, "/api/v1", http_referer="https://example.org/app", x_title="My App")
+    )
     await oai(gw2).chat.completions.create(model="openrouter/moonshotai/kimi-k2.5", messages=[USER])
     h = headers(upstream.last)
     assert h["http-referer"] == "https://example.org/app" and h["x-title"] == "My App"
 
 
-async def test_openrouter_recorded_stream_with_comment_lines_reaches_both_clients(upstream: FakeUpstream,
-                                                                                  gateway: GatewayFactory):
+async def test_openrouter_recorded_stream_with_comment_lines_reaches_both_clients(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     first = cassette(OPENROUTER_KIMI_TOOLS)[0]
     assert first.body.startswith(b": OPENROUTER PROCESSING")
     upstream.default = Reply(body=[first.body], content_type=SSE)
     gw = await gateway(config("openrouter", upstream, "/api/v1"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="openrouter/moonshotai/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="openrouter/moonshotai/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     assert got["calls"][0]["id"] == "functions.weather:0" and got["finish"] == "tool_calls"
     assert json.loads(got["calls"][0]["arguments"]) == {"location": "Florence,Italy"}
     # translated for an Anthropic client: the comments are the gateway's to skip
-    async with ant(gw).messages.stream(model="openrouter/moonshotai/kimi-k2.5", max_tokens=4000, messages=[USER],
-                                       tools=[ANT_TOOL]) as stream:  # type: ignore[list-item]
+    async with ant(gw).messages.stream(
+        model="openrouter/moonshotai/kimi-k2.5", max_tokens=4000, messages=[USER], tools=[ANT_TOOL]
+    ) as stream:  # type: ignore[list-item]
         final = await stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "tool_use"]
     assert final.content[0].thinking.startswith(" The user is asking")  # type: ignore[union-attr]
@@ -738,15 +883,17 @@ async def test_openrouter_recorded_stream_with_comment_lines_reaches_both_client
     assert final.stop_reason == "tool_use" and final.usage.output_tokens == 87
 
 
-async def test_openrouter_client_reasoning_details_go_back_unchanged(upstream: FakeUpstream,
-                                                                     gateway: GatewayFactory):
+async def test_openrouter_client_reasoning_details_go_back_unchanged(upstream: FakeUpstream, gateway: GatewayFactory):
     second = cassette(OPENROUTER_KIMI_TOOLS)[1]
     assert second.request is not None
     upstream.reply(Reply(body=[second.body], content_type=SSE))
     gw = await gateway(config("openrouter", upstream, "/api/v1"))
     recorded = second.request["messages"]  # the real replay request, reasoning_details included
-    got = await collect(await oai(gw).chat.completions.create(
-        model="openrouter/moonshotai/kimi-k2.5", messages=recorded, tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="openrouter/moonshotai/kimi-k2.5", messages=recorded, tools=[OAI_TOOL], stream=True
+        )
+    )
     assert "40" in got["content"]
     assert upstream.last.json["messages"] == recorded
 
@@ -762,34 +909,41 @@ def merged_details(body: bytes) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-@pytest.mark.xfail(strict=True, reason="src/dragoman/accumulate.py Accumulator.feed ignores OpaqueDelta, so "
-                   "streamed reasoning_details are never remembered (merge_reasoning_details is unused)")
-async def test_openrouter_remembered_reasoning_details_are_reattached(upstream: FakeUpstream,
-                                                                      gateway: GatewayFactory):
+async def test_openrouter_remembered_reasoning_details_are_reattached(upstream: FakeUpstream, gateway: GatewayFactory):
     first = cassette(OPENROUTER_KIMI_TOOLS)[0]
     upstream.reply(Reply(body=[first.body], content_type=SSE), Reply(body=OAI_OK))
     gw = await gateway(config("openrouter", upstream, "/api/v1"))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="openrouter/moonshotai/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="openrouter/moonshotai/kimi-k2.5", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     call = got["calls"][0]
-    await oai(gw).chat.completions.create(model="openrouter/moonshotai/kimi-k2.5", tools=[OAI_TOOL],
-                                          messages=tool_history(call["id"], arguments=call["arguments"]))
+    await oai(gw).chat.completions.create(
+        model="openrouter/moonshotai/kimi-k2.5",
+        tools=[OAI_TOOL],
+        messages=tool_history(call["id"], arguments=call["arguments"]),
+    )
     assert assistant_turns(upstream.last)[0].get("reasoning_details") == merged_details(first.body)
 
 
-async def test_openrouter_error_chunk_inside_a_200_stream_reaches_the_client(upstream: FakeUpstream,
-                                                                            gateway: GatewayFactory):
+async def test_openrouter_error_chunk_inside_a_200_stream_reaches_the_client(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     recorded = cassette(OPENROUTER_STREAM_ERROR)[0]
     upstream.default = Reply(body=[recorded.body], content_type=SSE)
     gw = await gateway(config("openrouter", upstream, "/api/v1"))
-    stream = await oai(gw).chat.completions.create(model="openrouter/minimax/minimax-m2:free", messages=[USER],
-                                                   max_completion_tokens=10, stream=True)
+    stream = await oai(gw).chat.completions.create(
+        model="openrouter/minimax/minimax-m2:free", messages=[USER], max_completion_tokens=10, stream=True
+    )
     with pytest.raises(openai.APIError) as e1:
         async for _ in stream:
             pass
     assert e1.value.message == "Token limit reached"
-    status, out = await post(gw.url + "/v1/messages", {"model": "openrouter/minimax/minimax-m2:free",
-                                                       "max_tokens": 10, "stream": True, "messages": [USER]})
+    status, out = await post(
+        gw.url + "/v1/messages",
+        {"model": "openrouter/minimax/minimax-m2:free", "max_tokens": 10, "stream": True, "messages": [USER]},
+    )
     events = sse_data(out)
     assert status == 200 and events[-1]["type"] == "error"
     assert events[-1]["error"]["message"] == "Token limit reached"
@@ -800,25 +954,35 @@ async def test_openrouter_error_chunk_inside_a_200_stream_reaches_the_client(ups
     ("front", "asked", "reasoning"),
     [
         ("anthropic", {"thinking": {"type": "enabled", "budget_tokens": 2000}}, {"max_tokens": 2000}),
-        ("anthropic", {"thinking": {"type": "enabled", "budget_tokens": 2000},
-                       "extra_body": {"output_config": {"effort": "high"}}}, {"effort": "high"}),
+        (
+            "anthropic",
+            {
+                "thinking": {"type": "enabled", "budget_tokens": 2000},
+                "extra_body": {"output_config": {"effort": "high"}},
+            },
+            {"effort": "high"},
+        ),
         ("anthropic", {"thinking": {"type": "disabled"}}, {"enabled": False}),
         ("openai", {"reasoning_effort": "low"}, {"effort": "low"}),
-        ("openai", {"extra_body": {"reasoning": {"max_tokens": 512, "exclude": True}}},
-         {"max_tokens": 512, "exclude": True}),  # the client's own object is left alone
+        (
+            "openai",
+            {"extra_body": {"reasoning": {"max_tokens": 512, "exclude": True}}},
+            {"max_tokens": 512, "exclude": True},
+        ),  # the client's own object is left alone
         ("openai", {}, None),
     ],
 )
-async def test_openrouter_reasoning_is_an_effort_or_a_budget_never_both(upstream: FakeUpstream,
-                                                                        gateway: GatewayFactory, front: str,
-                                                                        asked: dict, reasoning: dict | None):
+async def test_openrouter_reasoning_is_an_effort_or_a_budget_never_both(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str, asked: dict, reasoning: dict | None
+):
     upstream.reply(Reply(body=OAI_OK))
     gw = await gateway(config("openrouter", upstream, "/api/v1"))
     if front == "openai":
         await oai(gw).chat.completions.create(model="openrouter/deepseek/deepseek-v4", messages=[USER], **asked)
     else:
-        await ant(gw).messages.create(model="openrouter/deepseek/deepseek-v4", max_tokens=8000, messages=[USER],
-                                      **asked)
+        await ant(gw).messages.create(
+            model="openrouter/deepseek/deepseek-v4", max_tokens=8000, messages=[USER], **asked
+        )
     body = upstream.last.json
     assert body.get("reasoning") == reasoning
     assert "reasoning_effort" not in body
@@ -838,8 +1002,9 @@ async def test_openrouter_reasoning_is_an_effort_or_a_budget_never_both(upstream
         ("qwen3.6-coder", "/zen/v1/messages"),
     ],
 )
-async def test_opencode_speaks_each_model_familys_format(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                         model: str, path: str):
+async def test_opencode_speaks_each_model_familys_format(
+    upstream: FakeUpstream, gateway: GatewayFactory, model: str, path: str
+):
     upstream.default = lambda seen: Reply(body=ANT_OK if seen.path.endswith("/messages") else OAI_OK)
     gw = await gateway(config("opencode", upstream, "/zen/v1", key="sk-zen-test"))
     resp = await oai(gw).chat.completions.create(model=f"opencode/{model}", messages=[USER])
@@ -866,8 +1031,9 @@ async def test_opencode_refuses_gpt_models_clearly(upstream: FakeUpstream, gatew
 
 async def test_opencode_formats_option_overrides_the_family_table(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = lambda seen: Reply(body=ANT_OK if seen.path.endswith("/messages") else OAI_OK)
-    gw = await gateway(config("opencode", upstream, "/zen/v1",
-                              formats={"gpt-5.1-chat": "openai", "minimax-m2.7": "anthropic"}))
+    gw = await gateway(
+        config("opencode", upstream, "/zen/v1", formats={"gpt-5.1-chat": "openai", "minimax-m2.7": "anthropic"})
+    )
     await oai(gw).chat.completions.create(model="opencode/gpt-5.1-chat", messages=[USER])
     await oai(gw).chat.completions.create(model="opencode/minimax-m2.7", messages=[USER])
     assert [s.path for s in upstream.seen] == ["/zen/v1/chat/completions", "/zen/v1/messages"]
@@ -876,8 +1042,9 @@ async def test_opencode_formats_option_overrides_the_family_table(upstream: Fake
 ZEN_LIMIT = {"type": "error", "error": {"type": "GoUsageLimitError", "message": "Weekly usage limit reached"}}
 
 
-async def test_opencode_anthropic_error_envelope_on_the_openai_endpoint(upstream: FakeUpstream,
-                                                                        gateway: GatewayFactory):
+async def test_opencode_anthropic_error_envelope_on_the_openai_endpoint(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.reply(Reply(status=429, body=json.dumps(ZEN_LIMIT).encode(), headers={"retry-after": "30"}))
     gw = await gateway(config("opencode", upstream, "/zen/v1"))
     with pytest.raises(openai.RateLimitError) as e1:
@@ -887,21 +1054,27 @@ async def test_opencode_anthropic_error_envelope_on_the_openai_endpoint(upstream
     assert e1.value.response.headers["retry-after"] == "30"
     # the same envelope inside a 200 stream, translated for an Anthropic client
     upstream.reply(Reply(body=[b"data: " + json.dumps(ZEN_LIMIT).encode() + b"\n\n"], content_type=SSE))
-    status, out = await post(gw.url + "/v1/messages", {"model": "opencode/kimi-k2.6", "max_tokens": 10,
-                                                       "stream": True, "messages": [USER]})
+    status, out = await post(
+        gw.url + "/v1/messages", {"model": "opencode/kimi-k2.6", "max_tokens": 10, "stream": True, "messages": [USER]}
+    )
     assert status == 200 and sse_data(out)[-1]["error"]["message"] == "Weekly usage limit reached"
 
 
 # ==== ollama =====================================================================================
 
 
-async def test_ollama_recorded_native_tool_stream_for_an_openai_client(upstream: FakeUpstream,
-                                                                      gateway: GatewayFactory):
+async def test_ollama_recorded_native_tool_stream_for_an_openai_client(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.reply(Reply(body=[raw(OLLAMA_TOOLS_STREAM)], content_type=NDJSON))
     gw = await gateway(config("ollama", upstream, key=None))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="ollama/llama3.1", messages=[USER], tools=[OAI_TOOL], stream=True,
-        stream_options={"include_usage": True}))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="ollama/llama3.1",
+            messages=[USER],
+            tools=[OAI_TOOL],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     seen = upstream.last
     assert seen.path == "/api/chat" and "authorization" not in headers(seen)
     assert seen.json["model"] == "llama3.1" and seen.json["stream"] is True
@@ -915,10 +1088,11 @@ async def test_ollama_recorded_native_tool_stream_for_an_openai_client(upstream:
 async def test_ollama_recorded_reply_for_an_anthropic_client(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.reply(Reply(body=raw(OLLAMA_TOOLS_JSON)))
     gw = await gateway(config("ollama", upstream, key=None))
-    msg = await ant(gw).messages.create(model="ollama/llama3.1", max_tokens=100, messages=[USER],
-                                        tools=[ANT_TOOL])  # type: ignore[list-item]
+    msg = await ant(gw).messages.create(model="ollama/llama3.1", max_tokens=100, messages=[USER], tools=[ANT_TOOL])  # type: ignore[list-item]
     assert [b.input for b in msg.content] == [  # type: ignore[union-attr]
-        {"location": "London, UK", "units": "celsius"}, {"location": "Paris, FR", "units": "fahrenheit"}]
+        {"location": "London, UK", "units": "celsius"},
+        {"location": "Paris, FR", "units": "fahrenheit"},
+    ]
     assert msg.stop_reason == "tool_use" and (msg.usage.input_tokens, msg.usage.output_tokens) == (577, 90)
     body = upstream.last.json
     assert body["stream"] is False and body["options"]["num_predict"] == 100
@@ -935,8 +1109,9 @@ async def test_ollama_recorded_reply_for_an_anthropic_client(upstream: FakeUpstr
         ("anthropic", {}, False),
     ],
 )
-async def test_ollama_think_follows_the_client(upstream: FakeUpstream, gateway: GatewayFactory, front: str,
-                                               asked: dict, think: Any):
+async def test_ollama_think_follows_the_client(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str, asked: dict, think: Any
+):
     upstream.reply(Reply(body=raw(OLLAMA_TOOLS_JSON)))
     gw = await gateway(config("ollama", upstream, key=None))
     if front == "openai":
@@ -954,13 +1129,20 @@ async def test_ollama_think_default_is_configurable(upstream: FakeUpstream, gate
 
 
 def ollama_line(message: dict[str, Any], done: bool = False, **extra: Any) -> bytes:
-    body = {"model": "qwen3", "created_at": "2026-01-01T00:00:00Z",
-            "message": {"role": "assistant", "content": "", **message}, "done": done, **extra}
+    body = {
+        "model": "qwen3",
+        "created_at": "2026-01-01T00:00:00Z",
+        "message": {"role": "assistant", "content": "", **message},
+        "done": done,
+        **extra,
+    }
     return json.dumps(body).encode() + b"\n"
 
 
 OLLAMA_THINKING = [
-    ollama_line({"thinking": "Short "}), ollama_line({"thinking": "answer."}), ollama_line({"content": "Hi"}),
+    ollama_line({"thinking": "Short "}),
+    ollama_line({"thinking": "answer."}),
+    ollama_line({"content": "Hi"}),
     ollama_line({}, done=True, done_reason="length", prompt_eval_count=12, eval_count=3),
 ]
 
@@ -968,8 +1150,11 @@ OLLAMA_THINKING = [
 async def test_ollama_thinking_reaches_both_clients(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = Reply(body=OLLAMA_THINKING, content_type=NDJSON)
     gw = await gateway(config("ollama", upstream, key=None))
-    got = await collect(await oai(gw).chat.completions.create(model="ollama/qwen3", messages=[USER], stream=True,
-                                                              reasoning_effort="low"))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="ollama/qwen3", messages=[USER], stream=True, reasoning_effort="low"
+        )
+    )
     assert (got["reasoning"], got["content"], got["finish"]) == ("Short answer.", "Hi", "length")
     async with ant(gw).messages.stream(model="ollama/qwen3", max_tokens=100, messages=[USER]) as stream:
         final = await stream.get_final_message()
@@ -981,21 +1166,24 @@ async def test_ollama_thinking_reaches_both_clients(upstream: FakeUpstream, gate
     ("response_format", "fmt"),
     [
         ({"type": "json_object"}, "json"),
-        ({"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object", "properties": {}}}},
-         {"type": "object", "properties": {}}),
+        (
+            {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object", "properties": {}}}},
+            {"type": "object", "properties": {}},
+        ),
     ],
 )
-async def test_ollama_format_comes_from_response_format(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                       response_format: dict, fmt: Any):
+async def test_ollama_format_comes_from_response_format(
+    upstream: FakeUpstream, gateway: GatewayFactory, response_format: dict, fmt: Any
+):
     upstream.reply(Reply(body=raw(OLLAMA_TOOLS_JSON)))
     gw = await gateway(config("ollama", upstream, key=None))
-    await oai(gw).chat.completions.create(model="ollama/qwen3", messages=[USER],
-                                          response_format=response_format)  # type: ignore[arg-type]
+    await oai(gw).chat.completions.create(model="ollama/qwen3", messages=[USER], response_format=response_format)  # type: ignore[arg-type]
     assert upstream.last.json["format"] == fmt
 
 
-async def test_ollama_cloud_bearer_key_and_cloud_suffix(upstream: FakeUpstream, gateway: GatewayFactory,
-                                                        monkeypatch: pytest.MonkeyPatch):
+async def test_ollama_cloud_bearer_key_and_cloud_suffix(
+    upstream: FakeUpstream, gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("OLLAMA_API_KEY", "ollama-cloud-key")
     upstream.default = Reply(body=raw(OLLAMA_TOOLS_JSON))
     gw = await gateway(config("ollama_cloud", upstream, key=None))
@@ -1021,8 +1209,12 @@ async def test_ollama_cloud_without_a_key_names_the_variable(upstream: FakeUpstr
 async def test_anthropic_headers_and_beta_passed_on(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = Reply(body=ANT_OK)
     gw = await gateway(config("anthropic", upstream, key="sk-ant-test"))
-    await ant(gw).messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=10, messages=[USER],
-                                  extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"})
+    await ant(gw).messages.create(
+        model="anthropic/claude-sonnet-4-6",
+        max_tokens=10,
+        messages=[USER],
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"},
+    )
     seen = upstream.last
     h = headers(seen)
     assert seen.path == "/v1/messages"
@@ -1049,56 +1241,99 @@ async def test_anthropic_own_signed_thinking_is_replayed_untouched(upstream: Fak
 def completed_history(turn: dict[str, Any], tool_id: str) -> list[dict[str, Any]]:
     """`turn` made a tool call that was answered, then the conversation moved on."""
     result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "40 C"}]}
-    return [USER, turn, result, {"role": "assistant", "content": [{"type": "text", "text": "40 C there."}]},
-            {"role": "user", "content": "And tomorrow?"}]
+    return [
+        USER,
+        turn,
+        result,
+        {"role": "assistant", "content": [{"type": "text", "text": "40 C there."}]},
+        {"role": "user", "content": "And tomorrow?"},
+    ]
 
 
 async def minimax_signed_turn(upstream: FakeUpstream, gw: RunningGateway) -> dict[str, Any]:
     """A MiniMax turn with signed thinking, served to an OpenAI client (so the gateway remembers it),
     as an Anthropic client holding the same conversation would replay it."""
     stream = ant_events(
-        {"type": "message_start", "message": {"id": "msg_mm", "type": "message", "role": "assistant",
-                                              "model": "MiniMax-M2.7", "content": [], "stop_reason": None,
-                                              "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}},
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_mm",
+                "type": "message",
+                "role": "assistant",
+                "model": "MiniMax-M2.7",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 9, "output_tokens": 1},
+            },
+        },
         {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Call it."}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "mm-sig-9"}},
         {"type": "content_block_stop", "index": 0},
-        {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "call_function_9",
-                                                                      "name": "weather", "input": {}}},
-        {"type": "content_block_delta", "index": 1,
-         "delta": {"type": "input_json_delta", "partial_json": '{"location": "Florence"}'}},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "call_function_9", "name": "weather", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"location": "Florence"}'},
+        },
         {"type": "content_block_stop", "index": 1},
-        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-         "usage": {"output_tokens": 12}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 12},
+        },
         {"type": "message_stop"},
     )
     upstream.reply(Reply(body=stream, content_type=SSE))
-    got = await collect(await oai(gw).chat.completions.create(
-        model="minimax/MiniMax-M2.7", messages=[USER], tools=[OAI_TOOL], stream=True))
+    got = await collect(
+        await oai(gw).chat.completions.create(
+            model="minimax/MiniMax-M2.7", messages=[USER], tools=[OAI_TOOL], stream=True
+        )
+    )
     assert got["reasoning"] == "Call it." and got["calls"][0]["id"] == "call_function_9"
-    return {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": "Call it.", "signature": "mm-sig-9"},
-        {"type": "tool_use", "id": "call_function_9", "name": "weather", "input": {"location": "Florence"}}]}
+    return {
+        "role": "assistant",
+        "content": [
+            {"type": "thinking", "thinking": "Call it.", "signature": "mm-sig-9"},
+            {"type": "tool_use", "id": "call_function_9", "name": "weather", "input": {"location": "Florence"}},
+        ],
+    }
 
 
-async def test_anthropic_drops_foreign_and_unsigned_thinking_from_completed_turns(upstream: FakeUpstream,
-                                                                                 gateway: GatewayFactory):
+async def test_anthropic_drops_foreign_and_unsigned_thinking_from_completed_turns(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     cfg = config("anthropic", upstream)
     cfg["providers"].update(config("minimax", upstream, "/anthropic")["providers"])
     gw = await gateway(cfg)
     foreign = await minimax_signed_turn(upstream, gw)
     claude = {"type": "thinking", "thinking": "mine", "signature": "claude-sig"}
-    unsigned = {"role": "assistant", "content": [{"type": "thinking", "thinking": "from a local model"},
-                                                 {"type": "text", "text": "Hello."}]}
+    unsigned = {
+        "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "from a local model"}, {"type": "text", "text": "Hello."}],
+    }
     only_thinking = {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": ""}]}
-    messages = [{"role": "user", "content": "hi"}, unsigned, {"role": "user", "content": "go"}, only_thinking,
-                {"role": "user", "content": "again"}, {"role": "assistant", "content": [claude, {"type": "text",
-                                                                                                 "text": "ok"}]},
-                *completed_history(foreign, "call_function_9")[0:]]
+    messages = [
+        {"role": "user", "content": "hi"},
+        unsigned,
+        {"role": "user", "content": "go"},
+        only_thinking,
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": [claude, {"type": "text", "text": "ok"}]},
+        *completed_history(foreign, "call_function_9"),
+    ]
     upstream.reply(Reply(body=ANT_OK))
-    await ant(gw).messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=2000, messages=messages,
-                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    await ant(gw).messages.create(
+        model="anthropic/claude-sonnet-4-6",
+        max_tokens=2000,
+        messages=messages,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     sent = upstream.last.json["messages"]
     assert upstream.last.path == "/v1/messages" and headers(upstream.last)["x-api-key"] == "sk-test-key"
     assert sent[1]["content"] == [{"type": "text", "text": "Hello."}]  # unsigned: dropped
@@ -1108,33 +1343,38 @@ async def test_anthropic_drops_foreign_and_unsigned_thinking_from_completed_turn
     assert len(sent) == len(messages)
 
 
-async def test_anthropic_active_tool_loop_that_lost_its_signature_is_a_clear_400(upstream: FakeUpstream,
-                                                                                 gateway: GatewayFactory):
+async def test_anthropic_active_tool_loop_that_lost_its_signature_is_a_clear_400(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     cfg = config("anthropic", upstream)
     cfg["providers"].update(config("minimax", upstream, "/anthropic")["providers"])
     gw = await gateway(cfg)
     foreign = await minimax_signed_turn(upstream, gw)
-    unsigned = {"role": "assistant", "content": [{"type": "thinking", "thinking": "lost its signature"},
-                                                 foreign["content"][1]]}
+    unsigned = {
+        "role": "assistant",
+        "content": [{"type": "thinking", "thinking": "lost its signature"}, foreign["content"][1]],
+    }
     seen_before = len(upstream.seen)
     for turn in (foreign, unsigned):
         active = completed_history(turn, "call_function_9")[:3]  # the tool result closes the conversation
         with pytest.raises(anthropic.BadRequestError) as err:
-            await ant(gw).messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=2000, messages=active,
-                                          thinking={"type": "enabled", "budget_tokens": 1024})
+            await ant(gw).messages.create(
+                model="anthropic/claude-sonnet-4-6",
+                max_tokens=2000,
+                messages=active,
+                thinking={"type": "enabled", "budget_tokens": 1024},
+            )
         message = err.value.body["error"]["message"]  # type: ignore[index]
         assert message.startswith("messages.1:") and "signed thinking" in message
     assert len(upstream.seen) == seen_before  # nothing was sent to Claude
     # with thinking off, Claude needs no signature: the block is dropped and the request goes out
     upstream.reply(Reply(body=ANT_OK))
-    await ant(gw).messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=100,
-                                  messages=completed_history(unsigned, "call_function_9")[:3])
+    await ant(gw).messages.create(
+        model="anthropic/claude-sonnet-4-6", max_tokens=100, messages=completed_history(unsigned, "call_function_9")[:3]
+    )
     assert upstream.last.json["messages"][1]["content"] == [foreign["content"][1]]
 
 
-@pytest.mark.xfail(strict=True, reason="src/dragoman/pipeline.py plan(): `remember` is only set for OpenAI "
-                   "clients, so an Anthropic client's turns are never remembered and AnthropicHooks cannot tell "
-                   "another provider's signature from Claude's")
 async def test_anthropic_client_switching_from_minimax_to_claude_loses_the_foreign_signature(
     upstream: FakeUpstream, gateway: GatewayFactory
 ):
@@ -1143,19 +1383,28 @@ async def test_anthropic_client_switching_from_minimax_to_claude_loses_the_forei
     gw = await gateway(cfg)
     stream = minimax_stream(signature=True)
     upstream.reply(Reply(body=[stream], content_type=SSE), Reply(body=ANT_OK))
-    async with ant(gw).messages.stream(model="minimax/MiniMax-M2.7", max_tokens=2000, messages=[USER],
-                                       tools=[ANT_TOOL], thinking={"type": "enabled", "budget_tokens": 1024}) as s:
+    async with ant(gw).messages.stream(
+        model="minimax/MiniMax-M2.7",
+        max_tokens=2000,
+        messages=[USER],
+        tools=[ANT_TOOL],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    ) as s:
         final = await s.get_final_message()
     turn = {"role": "assistant", "content": [b.model_dump() for b in final.content]}
     tool_id = turn["content"][1]["id"]
-    await ant(gw).messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=2000,
-                                  messages=completed_history(turn, tool_id),  # type: ignore[arg-type]
-                                  thinking={"type": "enabled", "budget_tokens": 1024})
+    await ant(gw).messages.create(
+        model="anthropic/claude-sonnet-4-6",
+        max_tokens=2000,
+        messages=completed_history(turn, tool_id),  # type: ignore[arg-type]
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     assert upstream.last.json["messages"][1]["content"] == [turn["content"][1]]
 
 
-async def test_anthropic_count_tokens_is_forwarded_where_the_provider_counts(upstream: FakeUpstream,
-                                                                            gateway: GatewayFactory):
+async def test_anthropic_count_tokens_is_forwarded_where_the_provider_counts(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.reply(Reply(body=b'{"input_tokens": 42}'))
     cfg = config("anthropic", upstream, key="sk-ant-test")
     cfg["providers"].update(config("kimi", upstream, "/coding")["providers"])
@@ -1171,8 +1420,9 @@ async def test_anthropic_count_tokens_is_forwarded_where_the_provider_counts(ups
 # ==== openai =====================================================================================
 
 
-async def test_openai_sends_max_completion_tokens_and_no_reasoning_content(upstream: FakeUpstream,
-                                                                          gateway: GatewayFactory):
+async def test_openai_sends_max_completion_tokens_and_no_reasoning_content(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = Reply(body=OAI_OK)
     gw = await gateway(config("openai", upstream, "/v1", key="sk-openai-test"))
     history = tool_history("call_1")
@@ -1191,8 +1441,15 @@ async def test_openai_sends_max_completion_tokens_and_no_reasoning_content(upstr
 
 
 async def test_regions_switch_the_base_url_and_show_in_the_providers_endpoint(gateway: GatewayFactory):
-    gw = await gateway({"providers": {"moonshot": {"region": "cn", "api_key": "sk-m"},
-                                      "minimax": {"region": "cn"}, "deepseek": {"api_key": "sk-d"}}})
+    gw = await gateway(
+        {
+            "providers": {
+                "moonshot": {"region": "cn", "api_key": "sk-m"},
+                "minimax": {"region": "cn"},
+                "deepseek": {"api_key": "sk-d"},
+            }
+        }
+    )
     async with ClientSession() as s, s.get(gw.url + "/v1/providers") as r:
         rows = {p["id"]: p for p in (await r.json())["data"]}
     assert rows["moonshot"]["base_url"] == "https://api.moonshot.cn/v1" and rows["moonshot"]["key_configured"]
@@ -1228,7 +1485,8 @@ def dragoman_cmd() -> list[str]:
 
 def test_cli_providers_lists_every_provider(tmp_path: Path):
     toml = tmp_path / "dragoman.toml"
-    toml.write_text(textwrap.dedent("""
+    toml.write_text(
+        textwrap.dedent("""
         [providers.moonshot]
         region = "cn"
         api_key = "sk-moonshot-secret"
@@ -1240,9 +1498,17 @@ def test_cli_providers_lists_every_provider(tmp_path: Path):
         dialect = "openai"
         base_url = "http://127.0.0.1:8000/v1"
         models = ["qwen3-coder"]
-    """))
-    out = subprocess.run([*dragoman_cmd(), "providers", "--config", str(toml)], capture_output=True, text=True,
-                         env=clean_env(), cwd=tmp_path, timeout=60, check=True).stdout
+    """)
+    )
+    out = subprocess.run(
+        [*dragoman_cmd(), "providers", "--config", str(toml)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    ).stdout
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     assert out.splitlines()[0].split() == ["id", "dialect", "base_url", "key", "models"]
     assert set(BUILTIN_MODULES) | {"my-vllm"} == set(rows)
@@ -1260,10 +1526,25 @@ def test_cli_providers_lists_every_provider(tmp_path: Path):
 
 async def test_custom_provider_from_config(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = lambda seen: Reply(body=ANT_OK if seen.path.endswith("/messages") else OAI_OK)
-    gw = await gateway({"server": {"default_provider": "my-vllm"}, "providers": {
-        "my-vllm": {"dialect": "openai", "base_url": upstream.url + "/v1", "api_key": "vllm-key",
-                    "models": ["qwen3-coder"], "headers": {"X-Team": "core"}},
-        "my-claude-proxy": {"dialect": "anthropic", "base_url": upstream.url + "/proxy", "api_key": "proxy-key"}}})
+    gw = await gateway(
+        {
+            "server": {"default_provider": "my-vllm"},
+            "providers": {
+                "my-vllm": {
+                    "dialect": "openai",
+                    "base_url": upstream.url + "/v1",
+                    "api_key": "vllm-key",
+                    "models": ["qwen3-coder"],
+                    "headers": {"X-Team": "core"},
+                },
+                "my-claude-proxy": {
+                    "dialect": "anthropic",
+                    "base_url": upstream.url + "/proxy",
+                    "api_key": "proxy-key",
+                },
+            },
+        }
+    )
     resp = await oai(gw).chat.completions.create(model="qwen3-coder", messages=[USER])
     assert resp.choices[0].message.content == "ok"
     seen = upstream.last
@@ -1310,14 +1591,16 @@ def acme_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-dragoman\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[dragoman.providers]\nacme = acme_dragoman:SPEC\nbroken = acme_dragoman:broken\n")
+        "[dragoman.providers]\nacme = acme_dragoman:SPEC\nbroken = acme_dragoman:broken\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     sys.modules.pop("acme_dragoman", None)
 
 
-async def test_plugin_provider_from_an_entry_point(acme_plugin: Path, upstream: FakeUpstream,
-                                                   gateway: GatewayFactory, caplog: pytest.LogCaptureFixture):
+async def test_plugin_provider_from_an_entry_point(
+    acme_plugin: Path, upstream: FakeUpstream, gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+):
     with caplog.at_level(logging.ERROR, logger="dragoman.providers"):
         specs = catalog()
     assert specs["acme"].title == "Acme AI" and set(BUILTIN_MODULES) <= set(specs)
@@ -1339,8 +1622,15 @@ def test_plugin_provider_is_listed_by_the_cli(acme_plugin: Path, tmp_path: Path)
     toml = tmp_path / "dragoman.toml"
     toml.write_text('[providers.acme]\napi_key = "acme-key"\n')
     env = clean_env(PYTHONPATH=str(acme_plugin))
-    out = subprocess.run([*dragoman_cmd(), "providers", "--config", str(toml)], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [*dragoman_cmd(), "providers", "--config", str(toml)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    ).stdout
     row = next(line.split() for line in out.splitlines() if line.startswith("acme "))
     assert row == ["acme", "openai", "https://api.acme.example", "yes", "acme-large"]
 
@@ -1354,4 +1644,6 @@ def test_every_builtin_spec_is_a_row_of_data():
         assert spec.default_model is None or spec.default_model in spec.models
         assert all(target in spec.models for target in spec.aliases.values())
     assert dict(specs["moonshot"].regions) == {
-        "global": "https://api.moonshot.ai/v1", "cn": "https://api.moonshot.cn/v1"}
+        "global": "https://api.moonshot.ai/v1",
+        "cn": "https://api.moonshot.cn/v1",
+    }

@@ -29,8 +29,8 @@ from dragoman.canonical import (
 
 
 def merge_usage(into: Usage, new: Usage) -> Usage:
-    """Later reports win field by field where they say something (Anthropic's message_delta
-    repeats cumulative counts; OpenAI's final chunk says everything once)."""
+    """Combine two partial reports, later non-zero fields winning (for decoders that see usage in
+    pieces). Stream consumers do not merge: a `MessageDelta`'s usage is the complete final report."""
     return Usage(
         input_tokens=new.input_tokens or into.input_tokens,
         output_tokens=new.output_tokens or into.output_tokens,
@@ -91,7 +91,7 @@ class Accumulator:
             if event.stop_sequence is not None:
                 resp.stop_sequence = event.stop_sequence
             if event.usage is not None:
-                resp.usage = merge_usage(resp.usage, event.usage)
+                resp.usage = event.usage  # a MessageDelta's usage is the complete final report
         elif isinstance(event, StreamError):
             self.error = event
 

@@ -5,7 +5,7 @@ that follows one grammar whatever the wire format was:
 
     MessageStart
     ( PartStart(i) <deltas for i>* PartStop(i) )*      # i = 0, 1, 2 ... one part open at a time
-    MessageDelta                                       # stop reason and usage, once
+    MessageDelta                                       # stop reason and the complete final usage, once
     MessageStop
     StreamError                                        # may replace the tail after any event
 

@@ -32,7 +32,7 @@ from dragoman.errors import (
     redact,
 )
 from dragoman.gateway import Gateway
-from dragoman.providers.base import REASONING_REPLAY, PrepareContext, Provider
+from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, Provider
 from dragoman.routing import Route
 
 log = logging.getLogger("dragoman.pipeline")
@@ -170,7 +170,11 @@ def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
         wire["max_tokens"] = provider.max_tokens_default
     ctx = PrepareContext(client_dialect=client, upstream_dialect=upstream, thinking=thinking, reasoning=gw.reasoning)
     provider.hooks.prepare(provider, wire, ctx)
-    remember = client == "openai" and REASONING_REPLAY in provider.spec.capabilities
+    # OpenAI clients drop reasoning, so it is remembered for them; for Anthropic clients only
+    # signatures minted outside the signature authority are remembered, so that Claude is never
+    # sent another provider's signature later in the conversation
+    caps = provider.spec.capabilities
+    remember = REASONING_REPLAY in caps and (client == "openai" or SIGNATURE_AUTHORITY not in caps)
     return Trip(route, client, upstream, stream, include_usage, wire, remember)
 
 

@@ -504,14 +504,15 @@ def test_encoder_fixes_a_sloppy_sequence() -> None:
     assert b"dropped" not in encode(events)
 
 
-def test_encoder_merges_message_deltas_and_usage() -> None:
+def test_encoder_merges_message_deltas_and_last_usage_wins() -> None:
+    # a MessageDelta's usage is the complete final report (canonical grammar): the last one wins
     events: list[Event] = [
         MessageStart("msg_a", "m", Usage(input_tokens=10, cache_read_tokens=5)),
         PartStart(0, Text("")),
         TextDelta(0, "hi"),
         PartStop(0),
         MessageDelta(stop_reason="max_tokens", usage=Usage(output_tokens=3)),
-        MessageDelta(usage=Usage(output_tokens=4)),
+        MessageDelta(usage=Usage(input_tokens=10, cache_read_tokens=5, output_tokens=4)),
         MessageStop(),
         TextDelta(0, "after the end"),
     ]
@@ -703,7 +704,7 @@ def test_encode_request_from_an_openai_shaped_conversation() -> None:
             Message("user", [ToolResult("c2", [Text("noon")])]),
             Message("user", [Text("thanks"), ToolResult("c3", [])]),
             Message("system", [Text("late system")]),
-            Message("user", [Image(url="data:image/png;base64,AAAA"), Opaque("openai", {"x": 1})]),
+            Message("user", [Image(url="data:image/png;base64,AAAA")]),
         ],
         stop=["X"],
         seed=3,
@@ -737,6 +738,14 @@ def test_encode_request_from_an_openai_shaped_conversation() -> None:
     assert "tool_choice" not in out  # no tools: no tool_choice
     for dropped in ("seed", "presence_penalty", "n", "tools"):
         assert dropped not in out
+
+
+def test_encode_request_refuses_another_dialects_content() -> None:
+    # what a client sent must arrive or be refused: an OpenAI audio part has no Anthropic form
+    req = Request(model="m", messages=[Message("user", [Opaque("openai", {"type": "input_audio"})])])
+    with pytest.raises(Unsupported) as err:
+        CODEC.encode_request(req)
+    assert "input_audio" in err.value.message and err.value.param == "messages.0.content.0"
 
 
 @pytest.mark.parametrize(

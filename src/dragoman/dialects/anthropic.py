@@ -264,11 +264,12 @@ def _text_block(t: Text) -> dict[str, Any]:
     return _with_extra({"type": "text", "text": t.text}, t.extra)
 
 
-def _out_block(part: Part, param: str) -> dict[str, Any] | None:
+def _out_block(part: Part, param: str, request: bool = False) -> dict[str, Any] | None:
     if isinstance(part, Text):
         return _text_block(part)
     if isinstance(part, ToolCall):
-        block = {"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part, param)}
+        arg_param = f"{param}.arguments" if request else param
+        block = {"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part, arg_param)}
         return _with_extra(block, part.extra)
     if isinstance(part, Reasoning):
         if part.redacted is not None:
@@ -294,6 +295,10 @@ def _out_block(part: Part, param: str) -> dict[str, Any] | None:
         return res
     if part.dialect == "anthropic":
         return part.data
+    if request:
+        # what the client sent must arrive or be refused; only replies may drop foreign blocks
+        kind = part.data.get("type", "unknown")
+        raise Unsupported(f"{kind} content is not supported by Anthropic-dialect providers", param=param)
     return None
 
 
@@ -368,6 +373,30 @@ def _encode_thinking(req: Request, body: dict[str, Any], extra: dict[str, Any]) 
         body["thinking"] = out
     if native is not None:
         body.setdefault("output_config", {})["effort"] = native if native in _EFFORTS else "low"
+
+
+def _reconcile_thinking(body: dict[str, Any]) -> None:
+    """Anthropic rejects thinking combined with a forced tool, a temperature other than 1, top_k,
+    or top_p below 0.95. A client of another dialect cannot know that: a forced tool is a hard
+    requirement and wins over thinking; the sampling values give way to thinking."""
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        del body["thinking"]
+        oc = body.get("output_config")
+        if isinstance(oc, dict):
+            oc.pop("effort", None)
+            if not oc:
+                del body["output_config"]
+        return
+    if body.get("temperature") not in (None, 1, 1.0):
+        del body["temperature"]
+    body.pop("top_k", None)
+    top_p = body.get("top_p")
+    if isinstance(top_p, int | float) and top_p < 0.95:
+        body["top_p"] = 0.95
 
 
 # ---- the codec ----------------------------------------------------------------------------------
@@ -501,7 +530,7 @@ class AnthropicCodec:
             results: list[dict[str, Any]] = []
             others: list[dict[str, Any]] = []
             for j, part in enumerate(m.content):
-                block = _out_block(part, f"messages.{i}.content.{j}.arguments")
+                block = _out_block(part, f"messages.{i}.content.{j}", request=True)
                 if block is not None:
                     (results if isinstance(part, ToolResult) else others).append(block)
             if not results and not others:
@@ -573,6 +602,8 @@ class AnthropicCodec:
                 body["tool_choice"] = choice
 
         _encode_thinking(req, body, extra)
+        if req.extra is None or "anthropic" not in req.extra:
+            _reconcile_thinking(body)  # only for clients of another dialect: an Anthropic body is the client's own
         if rf is not None and rf.type == "json_schema":
             fmt = {"type": "json_schema", "schema": rf.schema or {"type": "object"}}
             body.setdefault("output_config", {})["format"] = fmt

@@ -28,7 +28,6 @@ from typing import Any
 
 import msgspec
 
-from dragoman.accumulate import merge_usage
 from dragoman.canonical import (
     ArgumentsDelta,
     Event,
@@ -147,7 +146,7 @@ _UPSTREAM_CUT = "upstream stream ended before message_stop"
 
 
 class AnthropicStreamDecoder:
-    __slots__ = ("_delta", "_done", "_kinds", "_next", "_open", "_parser", "_started")
+    __slots__ = ("_delta", "_done", "_kinds", "_next", "_open", "_parser", "_started", "_wire_usage")
 
     def __init__(self) -> None:
         self._parser = SSEParser()
@@ -156,6 +155,9 @@ class AnthropicStreamDecoder:
         self._next = 0
         self._delta: MessageDelta | None = None
         self._started = False
+        # usage as reported so far, in wire form: message_delta repeats or corrects some fields
+        # (a later 0 is a real 0), so reports are overlaid key by key, not summed or max'ed
+        self._wire_usage: dict[str, Any] = {}
         self._done = False
 
     def feed(self, chunk: bytes) -> list[Event]:
@@ -248,6 +250,8 @@ class AnthropicStreamDecoder:
             msg = ev.get("message")
             msg = msg if isinstance(msg, dict) else {}
             usage = msg.get("usage")
+            if isinstance(usage, dict):
+                self._wire_usage.update(usage)
             out.append(
                 MessageStart(
                     msg.get("id") or "",
@@ -267,8 +271,8 @@ class AnthropicStreamDecoder:
                 held.stop_sequence = d["stop_sequence"]
             usage = ev.get("usage")
             if isinstance(usage, dict):
-                new = usage_from_wire(usage)
-                held.usage = new if held.usage is None else merge_usage(held.usage, new)
+                self._wire_usage.update({k: v for k, v in usage.items() if v is not None})
+                held.usage = usage_from_wire(self._wire_usage)
             self._delta = held
         elif t == "message_stop":
             self._close_open(out)
@@ -481,15 +485,13 @@ class AnthropicStreamEncoder:
                 if event.stop_sequence is not None:
                     held.stop_sequence = event.stop_sequence
                 if event.usage is not None:
-                    held.usage = event.usage if held.usage is None else merge_usage(held.usage, event.usage)
+                    held.usage = event.usage  # a MessageDelta's usage is the complete final report
             return out
         if isinstance(event, MessageStop):
             out = self._ensure_started() + self._close()
             self._done = True
             held = self._delta or MessageDelta()
-            usage = self._start_usage or Usage()
-            if held.usage is not None:
-                usage = merge_usage(usage, held.usage)
+            usage = held.usage if held.usage is not None else (self._start_usage or Usage())
             reason = held.stop_reason or ("tool_use" if self._tool_seen else "end_turn")
             wire_usage = usage_to_wire(usage)
             delta_usage = {"output_tokens": wire_usage.pop("output_tokens"), **wire_usage}

@@ -281,6 +281,10 @@ class _RequestEncoder:
 def encode_request(req: c.Request) -> dict[str, Any]:
     if req.n is not None and req.n > 1:
         raise Unsupported("Ollama returns one choice; n > 1 is not supported", param="n")
+    server_tools = ((req.extra or {}).get("anthropic") or {}).get("server_tools")
+    if server_tools:
+        kinds = ", ".join(sorted({str(t.get("type", t.get("name"))) for t in server_tools if isinstance(t, dict)}))
+        raise Unsupported(f"Anthropic server tools ({kinds}) are not supported by Ollama", param="tools")
     enc = _RequestEncoder()
     if req.system:
         enc.out.append({"role": "system", "content": "\n".join(t.text for t in req.system)})

@@ -499,6 +499,7 @@ class OpenAIStreamEncoder:
         self._created = 0
         self._kinds: dict[int, str] = {}
         self._tool_index: dict[int, int] = {}
+        self._no_args: set[int] = set()  # tool parts that have sent no argument text yet
         self._usage = Usage()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -525,6 +526,7 @@ class OpenAIStreamEncoder:
             k = self._tool_index.get(event.index)
             if k is None or not event.fragment:
                 return b""
+            self._no_args.discard(event.index)
             return self._chunk({"tool_calls": [{"index": k, "function": {"arguments": event.fragment}}]})
         if isinstance(event, PartStart):
             return self._part_start(event)
@@ -540,7 +542,7 @@ class OpenAIStreamEncoder:
             return self._chunk({"role": "assistant", "content": ""})
         if isinstance(event, MessageDelta):
             if event.usage is not None:
-                self._usage = merge_usage(self._usage, event.usage)
+                self._usage = event.usage  # the complete final report
             return self._chunk({}, finish_from_stop(event.stop_reason))
         if isinstance(event, MessageStop):
             tail = b""
@@ -558,6 +560,11 @@ class OpenAIStreamEncoder:
         if isinstance(event, StreamError):
             cls = for_anthropic_type(event.error_type)
             return self.encode_error(cls(event.message, status=event.status))
+        if isinstance(event, PartStop) and event.index in self._no_args:
+            # a call without arguments still needs valid JSON for the client to parse
+            self._no_args.discard(event.index)
+            k = self._tool_index[event.index]
+            return self._chunk({"tool_calls": [{"index": k, "function": {"arguments": "{}"}}]})
         return b""  # PartStop, SignatureDelta
 
     def _part_start(self, event: PartStart) -> bytes:
@@ -580,6 +587,8 @@ class OpenAIStreamEncoder:
         if isinstance(part, ToolCall):
             k = self._tool_index[event.index] = len(self._tool_index)
             self._kinds[event.index] = "tool"
+            if not part.arguments:
+                self._no_args.add(event.index)
             call = {
                 "index": k,
                 "id": part.id,

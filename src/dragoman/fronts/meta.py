@@ -6,8 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from dragoman.errors import GatewayError
 from dragoman.fronts import gateway
 from dragoman.gateway import Gateway
+from dragoman.providers.base import Provider
 
 
 def model_ids(gw: Gateway) -> list[tuple[str, str]]:
@@ -56,7 +58,7 @@ def provider_rows(gw: Gateway) -> list[dict[str, Any]]:
             {
                 "id": pid,
                 "title": p.spec.title,
-                "dialect": p.dialect,
+                "dialect": _dialect(p),
                 "base_url": p.base_url,
                 "key_configured": bool(p.api_key),
                 "available": p.available,
@@ -65,6 +67,14 @@ def provider_rows(gw: Gateway) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _dialect(p: Provider) -> str:
+    """The wire format its default model is spoken in (a provider option may change it)."""
+    try:
+        return p.hooks.dialect_for(p, p.spec.default_model or "")
+    except GatewayError:
+        return p.dialect
 
 
 async def providers(request: web.Request) -> web.Response:

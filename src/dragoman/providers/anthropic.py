@@ -15,6 +15,7 @@ from dragoman.errors import InvalidRequest
 from dragoman.providers.base import (
     COUNT_TOKENS,
     REASONING_REPLAY,
+    SIGNATURE_AUTHORITY,
     Hooks,
     PrepareContext,
     Provider,
@@ -95,6 +96,6 @@ SPEC = ProviderSpec(
     models=("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
     default_model="claude-sonnet-4-6",
     max_tokens_default=8192,
-    capabilities=frozenset({COUNT_TOKENS, REASONING_REPLAY}),
+    capabilities=frozenset({COUNT_TOKENS, REASONING_REPLAY, SIGNATURE_AUTHORITY}),
     hooks=AnthropicHooks(),
 )

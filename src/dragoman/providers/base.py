@@ -33,6 +33,9 @@ DIALECT_PATHS: dict[str, str] = {
 # Capabilities a spec may declare. Behaviour keys on these, never on model names.
 COUNT_TOKENS = "count_tokens"  # serves /v1/messages/count_tokens
 REASONING_REPLAY = "reasoning_replay"  # assistant tool-call turns must carry their reasoning
+# Its own thinking signatures are the ones it validates (Anthropic): what it mints need not be
+# remembered for clients that keep their thinking blocks.
+SIGNATURE_AUTHORITY = "signature_authority"
 
 
 @dataclass(frozen=True)
