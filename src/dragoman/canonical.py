@@ -146,6 +146,8 @@ class Request(msgspec.Struct, omit_defaults=True):
     include_usage: bool = False
     # Fields of the client's dialect that have no canonical meaning, kept for a same-dialect trip.
     extra: dict[str, Any] | None = None
+    # The dialect the request was decoded from; an encoder may adapt only what another dialect wrote.
+    source: str | None = None
 
 
 class Usage(msgspec.Struct, omit_defaults=True):

@@ -20,6 +20,21 @@ class SSEFrame(NamedTuple):
     data: bytes
 
 
+_EVENT_NAMES = {
+    name.encode(): name
+    for name in (
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    )
+}
+
+
 class SSEParser:
     __slots__ = ("_buf", "_event")
 
@@ -29,20 +44,26 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEFrame]:
         buf = self._buf + chunk if self._buf else chunk
-        frames: list[SSEFrame] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl]
-            start = nl + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            self._line(line, frames)
-        self._buf = buf[start:]
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()
         if len(self._buf) > MAX_LINE:
             raise UpstreamError("upstream sent an SSE line longer than 16 MiB")
+        frames: list[SSEFrame] = []
+        event = self._event
+        # one pass, inlined: this loop runs for every line of every translated stream
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if not line:
+                event = None
+            elif line[:5] == b"data:":
+                frames.append(SSEFrame(event, line[6:] if line[5:6] == b" " else line[5:]))
+                event = None
+            elif line[:6] == b"event:":
+                name = line[6:].strip()
+                event = _EVENT_NAMES.get(name) or name.decode("utf-8", "replace")
+            # comments (":..."), id:, retry: and unknown fields are ignored
+        self._event = event
         return frames
 
     def close(self) -> list[SSEFrame]:

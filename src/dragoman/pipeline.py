@@ -286,26 +286,26 @@ def stream_error(event: StreamError) -> GatewayError:
 
 async def _stream(gw: Gateway, trip: Trip, request: web.Request, up: Any) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **reply_headers(up.headers)})
-    await response.prepare(request)
     try:
-        if trip.translated or trip.provider.hooks.rewrite_stream(trip.provider):
-            await _translate_stream(gw, trip, up, response)
-        else:
-            await _pass_stream(gw, trip, up, response)
-    except ConnectionResetError:
-        return response  # the client left; `complete` closes the upstream connection
-    except Exception as exc:
-        # the upstream failed after the stream began: tell the client in its own dialect
-        if not isinstance(exc, GatewayError):
-            log.exception("unexpected error while streaming")
-            exc = UpstreamError("internal gateway error while streaming", status=500)
-        exc.message = redact(exc.message, tuple(s for s in (trip.provider.api_key,) if s))
-        encoder = dialects.get(trip.client).stream_encoder(include_usage=trip.include_usage)
+        await response.prepare(request)
         try:
-            await response.write(encoder.encode_error(exc))
+            if trip.translated or trip.provider.hooks.rewrite_stream(trip.provider):
+                await _translate_stream(gw, trip, up, response)
+            else:
+                await _pass_stream(gw, trip, up, response)
         except ConnectionResetError:
-            return response
-    await response.write_eof()
+            raise
+        except Exception as exc:
+            # the upstream failed after the stream began: tell the client in its own dialect
+            if not isinstance(exc, GatewayError):
+                log.exception("unexpected error while streaming")
+                exc = UpstreamError("internal gateway error while streaming", status=500)
+            exc.message = redact(exc.message, tuple(s for s in (trip.provider.api_key,) if s))
+            encoder = dialects.get(trip.client).stream_encoder(include_usage=trip.include_usage)
+            await response.write(encoder.encode_error(exc))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client left mid-stream; `complete` closes the upstream connection
     return response
 
 

@@ -511,6 +511,7 @@ class AnthropicCodec:
             user=user,
             stream=bool(stream),
             extra={"anthropic": extra} if extra else None,
+            source="anthropic",
         )
 
     def encode_request(self, request: Request) -> dict[str, Any]:
@@ -602,7 +603,7 @@ class AnthropicCodec:
                 body["tool_choice"] = choice
 
         _encode_thinking(req, body, extra)
-        if req.extra is None or "anthropic" not in req.extra:
+        if req.source != "anthropic":
             _reconcile_thinking(body)  # only for clients of another dialect: an Anthropic body is the client's own
         if rf is not None and rf.type == "json_schema":
             fmt = {"type": "json_schema", "schema": rf.schema or {"type": "object"}}

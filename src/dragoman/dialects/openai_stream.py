@@ -501,8 +501,27 @@ class OpenAIStreamEncoder:
         self._tool_index: dict[int, int] = {}
         self._no_args: set[int] = set()  # tool parts that have sent no argument text yet
         self._usage = Usage()
+        self._head = b""  # the bytes every content chunk of this stream starts with
+        self._tail = b""
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        if finish is None:
+            # the hot path: only the delta changes from chunk to chunk, so only it is encoded
+            if not self._head:
+                self._frame()
+            return self._head + _enc.encode(delta) + self._tail
+        return self._full_chunk(delta, finish)
+
+    def _frame(self) -> None:
+        head = _enc.encode(
+            {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model}
+        )
+        self._head = b"data: " + head[:-1] + b',"choices":[{"index":0,"delta":'
+        self._tail = (
+            b',"logprobs":null,"finish_reason":null}]' + (b',"usage":null' if self._include_usage else b"") + b"}\n\n"
+        )
+
+    def _full_chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
         obj: dict[str, Any] = {
             "id": self._id,
             "object": "chat.completion.chunk",
@@ -537,6 +556,7 @@ class OpenAIStreamEncoder:
             self._id = event.id or "chatcmpl-" + uuid.uuid4().hex
             self._model = event.model
             self._created = int(time.time())
+            self._head = b""
             if event.usage is not None:
                 self._usage = merge_usage(self._usage, event.usage)
             return self._chunk({"role": "assistant", "content": ""})
