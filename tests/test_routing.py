@@ -139,3 +139,43 @@ async def test_models_and_providers_endpoints(upstream: FakeUpstream, gateway: G
     assert rows["up-openai"]["dialect"] == "openai" and rows["up-openai"]["key_configured"] is True
     assert rows["kimi"]["key_configured"] is False and rows["kimi"]["base_url"] == "https://api.kimi.com/coding"
     assert "sk-up-openai-secret" not in json.dumps(rows)  # keys are never shown
+
+
+async def test_gateway_keys_guard_every_endpoint_but_health(upstream: FakeUpstream, gateway: GatewayFactory):
+    upstream.default = lambda seen: Reply(
+        body=json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            }
+        ).encode()
+    )
+    gw = await gateway(providers_at(upstream, server={"api_keys": ["gw-key-1"]}))
+    with pytest.raises(openai.AuthenticationError):
+        await openai.AsyncOpenAI(base_url=gw.openai_url, api_key="wrong", max_retries=0).chat.completions.create(
+            model="up-openai/m", messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(anthropic.AuthenticationError):
+        await anthropic.AsyncAnthropic(base_url=gw.url, api_key="wrong", max_retries=0).messages.create(
+            model="up-openai/m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(openai.AuthenticationError):
+        await openai.AsyncOpenAI(base_url=gw.openai_url, api_key="wrong", max_retries=0).models.list()
+    assert upstream.seen == []
+    ok = await openai.AsyncOpenAI(base_url=gw.openai_url, api_key="gw-key-1").chat.completions.create(
+        model="up-openai/m", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert ok.choices[0].message.content == "ok"
+    # Claude Code sends its key as x-api-key; the gateway key is not forwarded upstream
+    msg = await anthropic.AsyncAnthropic(base_url=gw.url, api_key="gw-key-1").messages.create(
+        model="up-openai/m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert msg.content[0].text == "ok"  # type: ignore[union-attr]
+    assert upstream.last.headers["Authorization"] == "Bearer sk-up-openai-secret"
+    from aiohttp import ClientSession
+
+    async with ClientSession() as s, s.get(gw.url + "/health") as r:
+        assert r.status == 200

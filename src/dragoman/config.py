@@ -39,6 +39,9 @@ class ServerConfig:
     workers: int = 1
     log_level: str = "warning"
     reasoning_memory: int = 10_000  # tool-call ids remembered for reasoning replay
+    # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
+    # which is why the default host is loopback.
+    api_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +72,7 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "workers": int,
     "log_level": str,
     "reasoning_memory": int,
+    "api_keys": list,
 }
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
@@ -147,6 +151,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(path, "server.max_body_bytes", "must be positive")
     if cfg.server.workers < 1:
         raise ConfigError(path, "server.workers", "must be at least 1")
+    if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
+        raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
 
     for pid, table in _table(data, "providers", path).items():
         if not isinstance(table, dict):

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dragoman import pipeline, tokens
 from dragoman.errors import GatewayError, InvalidRequest, UpstreamError, encode
-from dragoman.fronts import gateway
+from dragoman.fronts import check_client_key, gateway
 from dragoman.providers.base import COUNT_TOKENS
 
 log = logging.getLogger("dragoman.fronts.anthropic")
@@ -26,6 +26,7 @@ def error_response(error: GatewayError) -> web.Response:
 async def messages(request: web.Request) -> web.StreamResponse:
     # the query string (Claude Code sends ?beta=true) carries nothing the gateway needs
     try:
+        check_client_key(request)
         return await pipeline.complete(gateway(request), "anthropic", request)
     except GatewayError as exc:
         return error_response(exc)
@@ -39,6 +40,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     the upstream cannot answer). Always `{"input_tokens": n}`."""
     gw = gateway(request)
     try:
+        check_client_key(request)
         body = await pipeline.read_json(request, gw.max_body)
         model = body.get("model")
         if not isinstance(model, str) or not model:

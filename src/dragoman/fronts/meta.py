@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from dragoman.errors import GatewayError
-from dragoman.fronts import gateway
+from dragoman.fronts import check_client_key, gateway
 from dragoman.gateway import Gateway
 from dragoman.providers.base import Provider
 
@@ -29,7 +29,20 @@ def model_ids(gw: Gateway) -> list[tuple[str, str]]:
     return out
 
 
+def _refused(request: web.Request) -> web.Response | None:
+    try:
+        check_client_key(request)
+    except GatewayError as exc:
+        anthropic = "anthropic-version" in request.headers
+        body = exc.to_anthropic() if anthropic else exc.to_openai()
+        return web.json_response(body, status=exc.status)
+    return None
+
+
 async def models(request: web.Request) -> web.Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     ids = model_ids(gateway(request))
     if "anthropic-version" in request.headers:
         data: list[dict[str, Any]] = [
@@ -78,6 +91,9 @@ def _dialect(p: Provider) -> str:
 
 
 async def providers(request: web.Request) -> web.Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     gw = gateway(request)
     return web.json_response(
         {"object": "list", "default_provider": gw.router.default_provider, "data": provider_rows(gw)}

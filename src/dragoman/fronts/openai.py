@@ -8,7 +8,7 @@ from aiohttp import web
 
 from dragoman import pipeline
 from dragoman.errors import GatewayError, UpstreamError, encode
-from dragoman.fronts import gateway
+from dragoman.fronts import check_client_key, gateway
 
 log = logging.getLogger("dragoman.fronts.openai")
 
@@ -24,6 +24,7 @@ def error_response(error: GatewayError) -> web.Response:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
+        check_client_key(request)
         return await pipeline.complete(gateway(request), "openai", request)
     except GatewayError as exc:
         return error_response(exc)
