@@ -1647,3 +1647,37 @@ def test_every_builtin_spec_is_a_row_of_data():
         "global": "https://api.moonshot.ai/v1",
         "cn": "https://api.moonshot.cn/v1",
     }
+
+
+async def test_kimi_gets_no_tool_reference_blocks_and_no_disabled_thinking(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
+    # Claude Code's tool search puts tool_reference blocks in tool results, and its subagents send
+    # thinking disabled: Kimi answers 400 to both
+    upstream.reply(Reply(body=ANT_OK))
+    gw = await gateway(config("kimi", upstream, "/coding"))
+    history = [
+        USER,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {"q": "x"}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "tool_reference", "tool_name": "mcp__git__log"}, {"type": "text", "text": "found"}],
+                }
+            ],
+        },
+    ]
+    status, _ = await post(
+        gw.url + "/v1/messages",
+        {"model": "kimi/kimi-for-coding", "max_tokens": 50, "thinking": {"type": "disabled"}, "messages": history},
+    )
+    assert status == 200
+    sent = upstream.last.json
+    assert "thinking" not in sent
+    assert sent["messages"][2]["content"][0]["content"] == [
+        {"type": "text", "text": "[tool available: mcp__git__log]"},
+        {"type": "text", "text": "found"},
+    ]

@@ -12,6 +12,10 @@ Quirks, all here:
   empty one (else: "thinking is enabled but reasoning_content is missing").
 - On the OpenAI surface: the Moonshot reasoning_content rule, and no empty text content on
   assistant tool-call messages ("text content is empty").
+- Claude Code's `tool_reference` blocks inside tool results (tool search) are unknown to Kimi
+  ("unsupported content type"): they become a text line naming the tool.
+- The current model always thinks and rejects `thinking: {type: "disabled"}` (Claude Code subagents
+  send it): the field is left out and the model decides.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class KimiHooks(Hooks):
                         msg.pop("content", None)
             return
         attach_anthropic(body, ctx.reasoning, provider.id)
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+            del body["thinking"]
+        _flatten_tool_references(body)
         if thinking_on(body):
             for msg in body.get("messages") or []:
                 if not isinstance(msg, dict) or msg.get("role") != "assistant":
@@ -63,6 +71,25 @@ class KimiHooks(Hooks):
                 f"accepted agent (e.g. 'claude-code/0.1.0'). Upstream said: {error.message}"
             )
         return error
+
+
+def _flatten_tool_references(body: dict[str, Any]) -> None:
+    for msg in body.get("messages") or []:
+        if not isinstance(msg, dict) or msg.get("role") != "user" or not isinstance(msg.get("content"), list):
+            continue
+        for block in msg["content"]:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            inner = block.get("content")
+            if isinstance(inner, list) and any(
+                isinstance(b, dict) and b.get("type") == "tool_reference" for b in inner
+            ):
+                block["content"] = [
+                    {"type": "text", "text": f"[tool available: {b.get('tool_name', '?')}]"}
+                    if isinstance(b, dict) and b.get("type") == "tool_reference"
+                    else b
+                    for b in inner
+                ]
 
 
 def _empty_text(block: Any) -> bool:
