@@ -336,28 +336,23 @@ async def _translate_stream(gw: Gateway, trip: Trip, up: Any, response: web.Stre
     decoder = dialects.get(trip.upstream).stream_decoder()
     encoder = dialects.get(trip.client).stream_encoder(include_usage=trip.include_usage)
     acc = Accumulator() if trip.remember else None
-    write = response.write
-    encode = encoder.encode
-    async for chunk in up.chunks():
+
+    def translate(events: list[Any]) -> bytes:
         out = []
-        for event in decoder.feed(chunk):
+        for event in events:
             if isinstance(event, StreamError):
                 raise stream_error(event)
             if acc is not None:
                 acc.feed(event)
-            out.append(encode(event))
-        if out:
-            data = b"".join(out)
-            if data:
-                await write(data)
-    out = []
-    for event in decoder.close():
-        if isinstance(event, StreamError):
-            raise stream_error(event)
-        if acc is not None:
-            acc.feed(event)
-        out.append(encode(event))
-    if out:
-        await write(b"".join(out))
+            out.append(encoder.encode(event))
+        return b"".join(out)
+
+    async for chunk in up.chunks():
+        data = translate(decoder.feed(chunk))
+        if data:
+            await response.write(data)
+    data = translate(decoder.close())
+    if data:
+        await response.write(data)
     if acc is not None:
         remember(gw, trip.provider.id, acc.finish())

@@ -6,6 +6,7 @@ function per dialect, and never overwrites reasoning the client did send.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from dragoman.canonical import Reasoning
@@ -20,16 +21,24 @@ def _recall(store: ReasoningStore, ids: list[str]) -> list[Reasoning] | None:
     return None
 
 
+def turns(body: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
+    """The messages of one role in a wire body, skipping anything malformed (the upstream judges it)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for msg in messages:
+            if isinstance(msg, dict) and msg.get("role") == role:
+                yield msg
+
+
+def block_types(content: Any) -> set[Any]:
+    return {b.get("type") for b in content if isinstance(b, dict)} if isinstance(content, list) else set()
+
+
 def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bool, details: bool = False) -> None:
     """`reasoning_content` on every assistant message with tool_calls: the remembered text, or ""
     when nothing is remembered and `fill_empty` (thinking on) says the provider insists.
     With `details`, OpenRouter's `reasoning_details` come back too, unchanged."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return
-    for msg in messages:
-        if not isinstance(msg, dict) or msg.get("role") != "assistant":
-            continue
+    for msg in turns(body, "assistant"):
         calls = msg.get("tool_calls")
         if not calls:
             continue
@@ -52,18 +61,12 @@ def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bo
 def attach_anthropic(body: dict[str, Any], store: ReasoningStore, origin: str) -> None:
     """Thinking blocks first in every assistant turn holding tool_use, when the client dropped
     them and this provider minted the remembered ones (signatures are only valid where made)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return
-    for msg in messages:
-        if not isinstance(msg, dict) or msg.get("role") != "assistant":
-            continue
+    for msg in turns(body, "assistant"):
         content = msg.get("content")
-        if not isinstance(content, list):
-            continue
-        types = {b.get("type") for b in content if isinstance(b, dict)}
+        types = block_types(content)
         if "tool_use" not in types or types & {"thinking", "redacted_thinking"}:
             continue
+        assert isinstance(content, list)
         ids = [b["id"] for b in content if isinstance(b, dict) and b.get("type") == "tool_use" and "id" in b]
         parts = _recall(store, ids)
         if not parts or any(p.origin not in (None, origin) for p in parts):

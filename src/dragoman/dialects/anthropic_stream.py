@@ -24,7 +24,7 @@ tool_use block was sent).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -55,17 +55,7 @@ from dragoman.framing import SSEFrame, SSEParser
 _dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
 
-STOP_REASONS: frozenset[str] = frozenset(
-    (
-        "end_turn",
-        "max_tokens",
-        "stop_sequence",
-        "tool_use",
-        "refusal",
-        "pause_turn",
-        "model_context_window_exceeded",
-    )
-)
+STOP_REASONS: frozenset[str] = frozenset(get_args(StopReason))
 
 
 def stop_reason(value: Any) -> StopReason | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dragoman.errors import AuthenticationFailed
+from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
 from dragoman.gateway import Gateway
+
+log = logging.getLogger("dragoman.fronts")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 
@@ -29,3 +33,23 @@ def check_client_key(request: web.Request) -> None:
         raise AuthenticationFailed(
             "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
         )
+
+
+def error_response(error: GatewayError, dialect: str) -> web.Response:
+    """An error in the client's own envelope."""
+    body = error.to_anthropic() if dialect == "anthropic" else error.to_openai()
+    return web.Response(body=encode(body), status=error.status, content_type="application/json", headers=error.headers)
+
+
+async def guarded(
+    request: web.Request, dialect: str, handle: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Run a handler behind the client-key check; every failure leaves in the client's envelope."""
+    try:
+        check_client_key(request)
+        return await handle()
+    except GatewayError as exc:
+        return error_response(exc, dialect)
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(UpstreamError("internal gateway error", status=500), dialect)

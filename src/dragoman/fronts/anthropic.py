@@ -7,72 +7,53 @@ import logging
 from aiohttp import web
 
 from dragoman import pipeline, tokens
-from dragoman.errors import GatewayError, InvalidRequest, UpstreamError, encode
-from dragoman.fronts import check_client_key, gateway
+from dragoman.errors import GatewayError, InvalidRequest, encode
+from dragoman.fronts import gateway, guarded
 from dragoman.providers.base import COUNT_TOKENS
 
 log = logging.getLogger("dragoman.fronts.anthropic")
 
 
-def error_response(error: GatewayError) -> web.Response:
-    return web.Response(
-        body=encode(error.to_anthropic()),
-        status=error.status,
-        content_type="application/json",
-        headers=error.headers,
-    )
-
-
 async def messages(request: web.Request) -> web.StreamResponse:
     # the query string (Claude Code sends ?beta=true) carries nothing the gateway needs
-    try:
-        check_client_key(request)
-        return await pipeline.complete(gateway(request), "anthropic", request)
-    except GatewayError as exc:
-        return error_response(exc)
-    except Exception:
-        log.exception("unexpected error in /v1/messages")
-        return error_response(UpstreamError("internal gateway error", status=500))
+    return await guarded(request, "anthropic", lambda: pipeline.complete(gateway(request), "anthropic", request))
 
 
-async def count_tokens(request: web.Request) -> web.Response:
+async def count_tokens(request: web.Request) -> web.StreamResponse:
     """Forwarded to Anthropic-dialect providers that count; a local estimate otherwise (and when
     the upstream cannot answer). Always `{"input_tokens": n}`."""
+    return await guarded(request, "anthropic", lambda: _count_tokens(request))
+
+
+async def _count_tokens(request: web.Request) -> web.Response:
     gw = gateway(request)
-    try:
-        check_client_key(request)
-        body = await pipeline.read_json(request, gw.max_body)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise InvalidRequest("`model` must be a non-empty string", param="model")
-        if not isinstance(body.get("messages"), list):
-            raise InvalidRequest("`messages` is required and must be an array", param="messages")
-        route = gw.router.resolve(model)
-        provider = route.provider
-        url = provider.hooks.count_tokens_url(provider)
-        if (
-            url is not None
-            and COUNT_TOKENS in provider.spec.capabilities
-            and provider.hooks.dialect_for(provider, route.model) == "anthropic"
-        ):
-            forwarded = dict(body, model=route.model)
-            headers = {"content-type": "application/json", "anthropic-version": pipeline.ANTHROPIC_VERSION}
-            beta = request.headers.get("anthropic-beta")
-            if beta:
-                headers["anthropic-beta"] = beta
-            headers.update(provider.headers)
-            headers.update(provider.auth_headers())
-            try:
-                up = await gw.upstream.send(provider, "POST", url, headers, encode(forwarded))
-                raw = await up.read()
-                if up.status == 200:
-                    return web.Response(body=raw, content_type="application/json")
-                log.info("count_tokens upstream %s answered %s; estimating locally", provider.id, up.status)
-            except GatewayError as exc:
-                log.info("count_tokens upstream %s failed (%s); estimating locally", provider.id, exc.message)
-        return web.json_response({"input_tokens": tokens.estimate_anthropic(body)})
-    except GatewayError as exc:
-        return error_response(exc)
-    except Exception:
-        log.exception("unexpected error in /v1/messages/count_tokens")
-        return error_response(UpstreamError("internal gateway error", status=500))
+    body = await pipeline.read_json(request, gw.max_body)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("`model` must be a non-empty string", param="model")
+    if not isinstance(body.get("messages"), list):
+        raise InvalidRequest("`messages` is required and must be an array", param="messages")
+    route = gw.router.resolve(model)
+    provider = route.provider
+    url = provider.hooks.count_tokens_url(provider)
+    if (
+        url is not None
+        and COUNT_TOKENS in provider.spec.capabilities
+        and provider.hooks.dialect_for(provider, route.model) == "anthropic"
+    ):
+        forwarded = dict(body, model=route.model)
+        headers = {"content-type": "application/json", "anthropic-version": pipeline.ANTHROPIC_VERSION}
+        beta = request.headers.get("anthropic-beta")
+        if beta:
+            headers["anthropic-beta"] = beta
+        headers.update(provider.headers)
+        headers.update(provider.auth_headers())
+        try:
+            up = await gw.upstream.send(provider, "POST", url, headers, encode(forwarded))
+            raw = await up.read()
+            if up.status == 200:
+                return web.Response(body=raw, content_type="application/json")
+            log.info("count_tokens upstream %s answered %s; estimating locally", provider.id, up.status)
+        except GatewayError as exc:
+            log.info("count_tokens upstream %s failed (%s); estimating locally", provider.id, exc.message)
+    return web.json_response({"input_tokens": tokens.estimate_anthropic(body)})

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from dragoman.errors import GatewayError
-from dragoman.fronts import check_client_key, gateway
+from dragoman.fronts import check_client_key, error_response, gateway
 from dragoman.gateway import Gateway
 from dragoman.providers.base import Provider
 
@@ -33,9 +33,7 @@ def _refused(request: web.Request) -> web.Response | None:
     try:
         check_client_key(request)
     except GatewayError as exc:
-        anthropic = "anthropic-version" in request.headers
-        body = exc.to_anthropic() if anthropic else exc.to_openai()
-        return web.json_response(body, status=exc.status)
+        return error_response(exc, "anthropic" if "anthropic-version" in request.headers else "openai")
     return None
 
 

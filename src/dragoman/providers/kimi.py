@@ -24,7 +24,7 @@ from typing import Any
 
 from dragoman.errors import GatewayError, PermissionDenied
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_anthropic, attach_openai, thinking_on
+from dragoman.replay import attach_anthropic, attach_openai, block_types, thinking_on, turns
 
 
 class KimiHooks(Hooks):
@@ -40,27 +40,22 @@ class KimiHooks(Hooks):
         if ctx.upstream_dialect == "openai":
             thinking = ctx.thinking is None or ctx.thinking.enabled is not False
             attach_openai(body, ctx.reasoning, fill_empty=thinking)
-            for msg in body.get("messages") or []:
-                if isinstance(msg, dict) and msg.get("role") == "assistant" and msg.get("tool_calls"):
+            for msg in turns(body, "assistant"):
+                if msg.get("tool_calls"):
                     content = msg.get("content")
                     if content == "" or (isinstance(content, list) and all(_empty_text(b) for b in content)):
                         msg.pop("content", None)
             return
         attach_anthropic(body, ctx.reasoning, provider.id)
-        thinking = body.get("thinking")
-        if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        toggle = body.get("thinking")
+        if isinstance(toggle, dict) and toggle.get("type") == "disabled":
             del body["thinking"]
         _flatten_tool_references(body)
         if thinking_on(body):
-            for msg in body.get("messages") or []:
-                if not isinstance(msg, dict) or msg.get("role") != "assistant":
-                    continue
-                content = msg.get("content")
-                if not isinstance(content, list):
-                    continue
-                types = {b.get("type") for b in content if isinstance(b, dict)}
+            for msg in turns(body, "assistant"):
+                types = block_types(msg.get("content"))
                 if "tool_use" in types and not types & {"thinking", "redacted_thinking"}:
-                    msg["content"] = [{"type": "thinking", "thinking": "", "signature": ""}, *content]
+                    msg["content"] = [{"type": "thinking", "thinking": "", "signature": ""}, *msg["content"]]
 
     def map_error(self, provider: Provider, status: int, error: GatewayError) -> GatewayError:
         if status == 403 and ("access_terminated" in error.message or "Coding Agents" in error.message):
@@ -74,8 +69,8 @@ class KimiHooks(Hooks):
 
 
 def _flatten_tool_references(body: dict[str, Any]) -> None:
-    for msg in body.get("messages") or []:
-        if not isinstance(msg, dict) or msg.get("role") != "user" or not isinstance(msg.get("content"), list):
+    for msg in turns(body, "user"):
+        if not isinstance(msg.get("content"), list):
             continue
         for block in msg["content"]:
             if not isinstance(block, dict) or block.get("type") != "tool_result":

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import Hooks, PrepareContext, Provider, ProviderSpec
+from dragoman.replay import turns
 
 
 class OpenAIHooks(Hooks):
@@ -18,9 +19,8 @@ class OpenAIHooks(Hooks):
         if "max_tokens" in body:
             value = body.pop("max_tokens")
             body.setdefault("max_completion_tokens", value)
-        for msg in body.get("messages") or []:
-            if isinstance(msg, dict) and msg.get("role") == "assistant":
-                msg.pop("reasoning_content", None)
+        for msg in turns(body, "assistant"):
+            msg.pop("reasoning_content", None)
 
 
 SPEC = ProviderSpec(
