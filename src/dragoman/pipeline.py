@@ -204,7 +204,7 @@ def reply_headers(upstream: Any) -> dict[str, str]:
     return out
 
 
-async def upstream_error(trip: Trip, status: int, headers: Any, body: bytes) -> GatewayError:
+def upstream_error(trip: Trip, status: int, headers: Any, body: bytes) -> GatewayError:
     codec = dialects.get(trip.upstream)
     error = codec.decode_error(status, body)
     error = trip.provider.hooks.map_error(trip.provider, status, error)
@@ -227,7 +227,7 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
     up = await gw.upstream.send(provider, "POST", url, upstream_headers(trip, request), payload)
     try:
         if up.status >= 400:
-            raise await upstream_error(trip, up.status, up.headers, await up.read())
+            raise upstream_error(trip, up.status, up.headers, await up.read())
         if trip.stream:
             return await _stream(gw, trip, request, up)
         return await _unary(gw, trip, up)
@@ -256,7 +256,7 @@ async def _unary(gw: Gateway, trip: Trip, up: Any) -> web.Response:
         raise UpstreamError(f"{trip.provider.id} returned a reply that is not a JSON object")
     if "error" in body and ("choices" not in body and "content" not in body and "message" not in body):
         # an error envelope on a 2xx (some OpenAI-compatible servers do this)
-        raise await upstream_error(trip, 502, up.headers, raw)
+        raise upstream_error(trip, 502, up.headers, raw)
     response = dialects.get(trip.upstream).decode_response(body)
     if trip.remember:
         remember(gw, trip.provider.id, response)
