@@ -247,3 +247,23 @@ async def test_unknown_endpoint_and_wrong_method(upstream: FakeUpstream, gateway
             assert r.status == 404 and "error" in await r.json()
         async with s.get(gw.url + "/v1/messages") as r:
             assert r.status == 405 and (await r.json())["type"] == "error"
+
+
+async def test_secrets_never_in_logs(upstream: FakeUpstream, gateway: GatewayFactory, caplog: pytest.LogCaptureFixture):
+    caplog.set_level("DEBUG")
+    leak = {"error": {"message": "key sk-up-openai-secret is bad", "type": "auth"}}
+    upstream.reply(
+        Reply(status=401, body=json.dumps(leak).encode()),
+        Reply(body=OPENAI_PARTIAL, content_type="text/event-stream", abort=True),
+    )
+    gw = await gateway(providers_at(upstream))
+    await post(gw.url, "/v1/chat/completions", json.dumps({"model": "up-openai/m", "messages": CHAT}).encode())
+    async with (
+        ClientSession() as s,
+        s.post(
+            gw.url + "/v1/messages", json={"model": "up-openai/m", "max_tokens": 5, "stream": True, "messages": CHAT}
+        ) as r,
+    ):
+        await r.read()
+    assert caplog.records  # the gateway did log (debug lines, the failed stream)
+    assert "sk-up-openai-secret" not in caplog.text
