@@ -164,3 +164,14 @@ async def test_serve_with_workers_shares_the_port(upstream: FakeUpstream, tmp_pa
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+async def test_serve_on_a_taken_port_says_so(tmp_path: Path, upstream: FakeUpstream):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cfg = write_config(tmp_path, upstream, port)
+        code, _out, err = await run("serve", "--config", str(cfg))
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -30,7 +30,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     Gateway.from_config(cfg)  # validate everything before binding the port
-    serve(cfg, cfg.server.host, cfg.server.port, cfg.server.workers)
+    try:
+        serve(cfg, cfg.server.host, cfg.server.port, cfg.server.workers)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if "address already in use" in str(exc):
+            reason = "address already in use"
+        print(f"dragoman: cannot listen on {cfg.server.host}:{cfg.server.port}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
