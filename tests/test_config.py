@@ -138,3 +138,10 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path):
 def test_parse_rejects_bool_port():
     with pytest.raises(ConfigError):
         parse({"server": {"port": True}})
+
+
+def test_reasoning_store_must_be_memory_or_redis():
+    with pytest.raises(ConfigError) as err:
+        parse({"server": {"reasoning_store": "postgres://x"}})
+    assert "server.reasoning_store" in str(err.value)
+    assert parse({"server": {"reasoning_store": "redis://127.0.0.1:6379/0"}}).server.reasoning_store.startswith("redis")

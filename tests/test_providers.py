@@ -1665,7 +1665,10 @@ async def test_kimi_gets_no_tool_reference_blocks_and_no_disabled_thinking(
                 {
                     "type": "tool_result",
                     "tool_use_id": "t1",
-                    "content": [{"type": "tool_reference", "tool_name": "mcp__git__log"}, {"type": "text", "text": "found"}],
+                    "content": [
+                        {"type": "tool_reference", "tool_name": "mcp__git__log"},
+                        {"type": "text", "text": "found"},
+                    ],
                 }
             ],
         },
@@ -1681,3 +1684,35 @@ async def test_kimi_gets_no_tool_reference_blocks_and_no_disabled_thinking(
         {"type": "text", "text": "[tool available: mcp__git__log]"},
         {"type": "text", "text": "found"},
     ]
+
+
+async def test_reasoning_memory_shared_through_redis_between_workers(upstream: FakeUpstream, gateway: GatewayFactory):
+    # two gateways on one Redis stand for two workers (or two instances): the turn that made the
+    # tool call is served by one, the next turn by the other
+    import uuid
+
+    import redis.asyncio as redis
+
+    db = "redis://127.0.0.1:6379/15"
+    cfg = config("moonshot", upstream, "/v1")
+    cfg["server"] = {"reasoning_store": db, "reasoning_ttl": 120}
+    first, second = await gateway(cfg), await gateway(cfg)
+    got, recorded_replay = await moonshot_turn_one(upstream, first)
+    call_id = got["calls"][0]["id"]
+    client = redis.Redis.from_url(db)
+    try:
+        ttl = await client.ttl("dragoman:reasoning:" + call_id)
+        assert 0 < ttl <= 120
+    finally:
+        await client.aclose()
+
+    upstream.reply(Reply(body=OAI_OK))
+    history = tool_history(call_id, arguments=got["calls"][0]["arguments"])
+    await oai(second).chat.completions.create(model="moonshot/kimi-k2.5", messages=history, tools=[OAI_TOOL])
+    assert assistant_turns(upstream.last)[0]["reasoning_content"] == recorded_replay
+    # and an id nobody saw still falls back to "" with thinking on
+    upstream.reply(Reply(body=OAI_OK))
+    await oai(second).chat.completions.create(
+        model="moonshot/kimi-k2.5", messages=tool_history(f"functions.none:{uuid.uuid4().hex}")
+    )
+    assert assistant_turns(upstream.last)[0]["reasoning_content"] == ""

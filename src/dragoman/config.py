@@ -38,7 +38,9 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     workers: int = 1
     log_level: str = "warning"
-    reasoning_memory: int = 10_000  # tool-call ids remembered for reasoning replay
+    reasoning_memory: int = 10_000  # tool-call ids remembered for reasoning replay (in memory)
+    reasoning_store: str = "memory"  # or redis://host:port/db, shared by every worker and instance
+    reasoning_ttl: int = 86_400  # seconds a remembered entry lives in a shared store
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[str] = field(default_factory=list)
@@ -72,6 +74,8 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "workers": int,
     "log_level": str,
     "reasoning_memory": int,
+    "reasoning_store": str,
+    "reasoning_ttl": int,
     "api_keys": list,
 }
 
@@ -151,6 +155,10 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(path, "server.max_body_bytes", "must be positive")
     if cfg.server.workers < 1:
         raise ConfigError(path, "server.workers", "must be at least 1")
+    if cfg.server.reasoning_store not in ("", "memory") and not cfg.server.reasoning_store.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
     if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
         raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.providers.base import Provider
-from dragoman.reasoning import MemoryReasoningStore, ReasoningStore
+from dragoman.reasoning import ReasoningStore, open_store
 from dragoman.routing import Router
 from dragoman.upstream import Upstream
 
@@ -36,7 +36,8 @@ class Gateway:
             if pid not in providers:
                 raise ConfigError(config.path, f"aliases.{name}", f"{target!r}: no provider named {pid!r}")
         router = Router(providers, config.aliases, default)
-        store = reasoning or MemoryReasoningStore(config.server.reasoning_memory)
+        server = config.server
+        store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
         return cls(config=config, providers=providers, router=router, reasoning=store)
 
     @property
@@ -45,3 +46,4 @@ class Gateway:
 
     async def close(self) -> None:
         await self.upstream.close()
+        await self.reasoning.close()

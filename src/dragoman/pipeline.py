@@ -33,6 +33,8 @@ from dragoman.errors import (
 )
 from dragoman.gateway import Gateway
 from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, Provider
+from dragoman.reasoning import Snapshot
+from dragoman.replay import tool_call_ids
 from dragoman.routing import Route
 
 log = logging.getLogger("dragoman.pipeline")
@@ -50,6 +52,7 @@ TERMINAL = {
     "anthropic": (b"message_stop", b"event: error"),
     "ollama": (b'"done":true', b'"done": true', b'"error"'),
 }
+NOTHING_RECALLED = Snapshot()
 STREAM_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 
 
@@ -143,7 +146,7 @@ class Trip:
         return self.client != self.upstream
 
 
-def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
+async def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
     model, stream = check_common(body)
     route = gw.router.resolve(model)
     provider = route.provider
@@ -168,12 +171,17 @@ def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
             wire["stream_options"] = {"include_usage": True}
     if upstream == "anthropic" and "max_tokens" not in wire and provider.max_tokens_default:
         wire["max_tokens"] = provider.max_tokens_default
-    ctx = PrepareContext(client_dialect=client, upstream_dialect=upstream, thinking=thinking, reasoning=gw.reasoning)
+    caps = provider.spec.capabilities
+    recalled = NOTHING_RECALLED
+    if REASONING_REPLAY in caps:
+        ids = tool_call_ids(wire)
+        if ids:
+            recalled = Snapshot(await gw.reasoning.recall_many(ids))  # one round trip to the store
+    ctx = PrepareContext(client_dialect=client, upstream_dialect=upstream, thinking=thinking, reasoning=recalled)
     provider.hooks.prepare(provider, wire, ctx)
     # OpenAI clients drop reasoning, so it is remembered for them; for Anthropic clients only
     # signatures minted outside the signature authority are remembered, so that Claude is never
     # sent another provider's signature later in the conversation
-    caps = provider.spec.capabilities
     remember = REASONING_REPLAY in caps and (client == "openai" or SIGNATURE_AUTHORITY not in caps)
     return Trip(route, client, upstream, stream, include_usage, wire, remember)
 
@@ -219,7 +227,7 @@ def upstream_error(trip: Trip, status: int, headers: Any, body: bytes) -> Gatewa
 async def complete(gw: Gateway, client: str, request: web.Request) -> web.StreamResponse:
     """The handler body shared by both fronts for a completion request."""
     body = await read_json(request, gw.max_body)
-    trip = plan(gw, client, body)
+    trip = await plan(gw, client, body)
     provider = trip.provider
     url = provider.hooks.url_for(provider, trip.upstream, trip.route.model)
     payload = _encode.encode(trip.wire)
@@ -259,14 +267,14 @@ async def _unary(gw: Gateway, trip: Trip, up: Any) -> web.Response:
         raise upstream_error(trip, 502, up.headers, raw)
     response = dialects.get(trip.upstream).decode_response(body)
     if trip.remember:
-        remember(gw, trip.provider.id, response)
+        await remember(gw, trip.provider.id, response)
     if not trip.translated:
         return web.Response(body=raw, status=up.status, content_type="application/json", headers=headers)
     out = dialects.get(trip.client).encode_response(response)
     return web.Response(body=_encode.encode(out), content_type="application/json", headers=headers)
 
 
-def remember(gw: Gateway, origin: str, response: Response) -> None:
+async def remember(gw: Gateway, origin: str, response: Response) -> None:
     """Key each reasoning run by the tool calls that follow it."""
     pending: list[Reasoning] = []
     for part in response.content:
@@ -276,7 +284,7 @@ def remember(gw: Gateway, origin: str, response: Response) -> None:
             pending.append(part)
         elif isinstance(part, ToolCall) and pending:
             ids = [p.id for p in response.content if isinstance(p, ToolCall)]
-            gw.reasoning.remember(ids, pending)
+            await gw.reasoning.remember(ids, pending)
             return
 
 
@@ -327,7 +335,7 @@ async def _pass_stream(gw: Gateway, trip: Trip, up: Any, response: web.StreamRes
     if decoder is not None and acc is not None:
         for event in decoder.close():
             acc.feed(event)
-        remember(gw, trip.provider.id, acc.finish())
+        await remember(gw, trip.provider.id, acc.finish())
     if not ended:
         raise UpstreamError(f"{trip.provider.id} ended the stream before it was complete")
 
@@ -355,4 +363,4 @@ async def _translate_stream(gw: Gateway, trip: Trip, up: Any, response: web.Stre
     if data:
         await response.write(data)
     if acc is not None:
-        remember(gw, trip.provider.id, acc.finish())
+        await remember(gw, trip.provider.id, acc.finish())

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from dragoman.canonical import Reasoning
-from dragoman.reasoning import ReasoningStore
+from dragoman.reasoning import Recall
 
 
-def _recall(store: ReasoningStore, ids: list[str]) -> list[Reasoning] | None:
+def _recall(store: Recall, ids: list[str]) -> list[Reasoning] | None:
     for tid in ids:
         parts = store.recall(tid)
         if parts:
@@ -30,11 +30,26 @@ def turns(body: dict[str, Any], role: str) -> Iterator[dict[str, Any]]:
                 yield msg
 
 
+def tool_call_ids(body: dict[str, Any]) -> list[str]:
+    """Every tool-call id in a wire body's assistant turns (OpenAI tool_calls, Anthropic tool_use)."""
+    ids: list[str] = []
+    for msg in turns(body, "assistant"):
+        for call in msg.get("tool_calls") or ():
+            if isinstance(call, dict) and isinstance(call.get("id"), str):
+                ids.append(call["id"])
+        content = msg.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_use" and isinstance(block.get("id"), str):
+                    ids.append(block["id"])
+    return ids
+
+
 def block_types(content: Any) -> set[Any]:
     return {b.get("type") for b in content if isinstance(b, dict)} if isinstance(content, list) else set()
 
 
-def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bool, details: bool = False) -> None:
+def attach_openai(body: dict[str, Any], store: Recall, *, fill_empty: bool, details: bool = False) -> None:
     """`reasoning_content` on every assistant message with tool_calls: the remembered text, or ""
     when nothing is remembered and `fill_empty` (thinking on) says the provider insists.
     With `details`, OpenRouter's `reasoning_details` come back too, unchanged."""
@@ -58,7 +73,7 @@ def attach_openai(body: dict[str, Any], store: ReasoningStore, *, fill_empty: bo
             msg["reasoning_content"] = ""
 
 
-def attach_anthropic(body: dict[str, Any], store: ReasoningStore, origin: str) -> None:
+def attach_anthropic(body: dict[str, Any], store: Recall, origin: str) -> None:
     """Thinking blocks first in every assistant turn holding tool_use, when the client dropped
     them and this provider minted the remembered ones (signatures are only valid where made)."""
     for msg in turns(body, "assistant"):

@@ -16,7 +16,7 @@ from dragoman.errors import GatewayError
 
 if TYPE_CHECKING:
     from dragoman.canonical import Thinking
-    from dragoman.reasoning import ReasoningStore
+    from dragoman.reasoning import Recall
 
 Dialect = Literal["openai", "anthropic", "ollama"]
 Auth = Literal["bearer", "x-api-key", "none"]
@@ -45,7 +45,7 @@ class PrepareContext:
     client_dialect: str
     upstream_dialect: str
     thinking: Thinking | None  # what the client asked of reasoning, in any dialect
-    reasoning: ReasoningStore
+    reasoning: Recall  # what the reasoning memory holds for this request's tool calls
     log: logging.Logger = log
 
 
