@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -120,5 +120,3 @@ def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
     for p in procs:
         p.join()
 
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
