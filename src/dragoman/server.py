@@ -119,4 +119,3 @@ def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
     signal.signal(signal.SIGTERM, forward)
     for p in procs:
         p.join()
-
