@@ -1716,3 +1716,48 @@ async def test_reasoning_memory_shared_through_redis_between_workers(upstream: F
         model="moonshot/kimi-k2.5", messages=tool_history(f"functions.none:{uuid.uuid4().hex}")
     )
     assert assistant_turns(upstream.last)[0]["reasoning_content"] == ""
+
+
+async def test_claude_gets_its_signed_thinking_back_when_an_openai_client_kept_only_the_text(
+    upstream: FakeUpstream, gateway: GatewayFactory
+):
+    # an OpenAI client that keeps `reasoning_content` sends the thinking back unsigned; in the active
+    # tool loop Claude needs the signed block, which the gateway remembered from turn one
+    stream, replayed_turn = anthropic_thinking_turn()
+    upstream.reply(Reply(body=[stream], content_type=SSE), Reply(body=ANT_OK))
+    gw = await gateway(config("anthropic", upstream))
+    first = await oai(gw).chat.completions.create(
+        model="anthropic/claude-sonnet-4-6", messages=[USER], reasoning_effort="low", stream=True, tools=[OAI_TOOL]
+    )
+    text, calls = "", {}
+    async for chunk in first:
+        for choice in chunk.choices:
+            text += (choice.delta.model_extra or {}).get("reasoning_content") or ""
+            for call in choice.delta.tool_calls or []:
+                entry = calls.setdefault(call.index, {"id": call.id, "name": "", "arguments": ""})
+                entry["name"] += (call.function and call.function.name) or ""
+                entry["arguments"] += (call.function and call.function.arguments) or ""
+    call = calls[0]
+    history = [
+        USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": text,  # kept by the client, but it cannot keep the signature
+            "tool_calls": [
+                {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+    ]
+    resp = await oai(gw).chat.completions.create(
+        model="anthropic/claude-sonnet-4-6", messages=history, reasoning_effort="low", tools=[OAI_TOOL]
+    )
+    assert resp.choices[0].message.content == "ok"  # no 400 for a lost signature
+    sent = upstream.last.json["messages"][1]["content"]
+    assert sent[0] == replayed_turn["content"][0]  # byte-exact: the block Claude minted, signature and all
+    assert [b["type"] for b in sent] == ["thinking", "tool_use"]

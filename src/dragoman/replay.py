@@ -74,19 +74,30 @@ def attach_openai(body: dict[str, Any], store: Recall, *, fill_empty: bool, deta
 
 
 def attach_anthropic(body: dict[str, Any], store: Recall, origin: str) -> None:
-    """Thinking blocks first in every assistant turn holding tool_use, when the client dropped
-    them and this provider minted the remembered ones (signatures are only valid where made)."""
+    """The remembered thinking blocks, first in every assistant turn holding tool_use, when the
+    client dropped them or kept only their text (an OpenAI client's `reasoning_content` comes back
+    unsigned) and this provider minted them (signatures are only valid where made). Signed blocks
+    the client did keep are never touched."""
     for msg in turns(body, "assistant"):
         content = msg.get("content")
-        types = block_types(content)
-        if "tool_use" not in types or types & {"thinking", "redacted_thinking"}:
+        if "tool_use" not in block_types(content):
             continue
         assert isinstance(content, list)
+        if any(_signed(b) for b in content):
+            continue
         ids = [b["id"] for b in content if isinstance(b, dict) and b.get("type") == "tool_use" and "id" in b]
         parts = _recall(store, ids)
         if not parts or any(p.origin not in (None, origin) for p in parts):
             continue
-        msg["content"] = [to_anthropic_block(p) for p in parts] + content
+        rest = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking")]
+        msg["content"] = [to_anthropic_block(p) for p in parts] + rest
+
+
+def _signed(block: Any) -> bool:
+    if not isinstance(block, dict):
+        return False
+    kind = block.get("type")
+    return kind == "redacted_thinking" or (kind == "thinking" and bool(block.get("signature")))
 
 
 def to_anthropic_block(part: Reasoning) -> dict[str, Any]:
