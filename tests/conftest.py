@@ -157,6 +157,19 @@ async def gateway(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GatewayFacto
         await runner.cleanup()
 
 
+def chat_completion(content: str = "ok") -> bytes:
+    """A minimal non-streaming OpenAI reply."""
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        }
+    ).encode()
+
+
 def providers_at(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
     """A config with one custom provider per dialect, all pointing at the fake upstream."""
     cfg: dict[str, Any] = {

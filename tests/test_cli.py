@@ -4,14 +4,13 @@ providers and models."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import sys
 from pathlib import Path
 
 import openai
 
-from tests.conftest import FakeUpstream, Reply
+from tests.conftest import FakeUpstream, Reply, chat_completion
 
 CHUNKS = [
     b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
@@ -126,17 +125,7 @@ async def test_serve_with_workers_shares_the_port(upstream: FakeUpstream, tmp_pa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cfg = write_config(tmp_path, upstream, port)
-    upstream.default = lambda seen: Reply(
-        body=json.dumps(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 1,
-                "model": "m",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            }
-        ).encode()
-    )
+    upstream.default = lambda seen: Reply(body=chat_completion())
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

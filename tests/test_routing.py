@@ -11,7 +11,7 @@ import pytest
 from dragoman.config import parse
 from dragoman.errors import InvalidRequest, ProviderNotConfigured, UnknownProvider
 from dragoman.gateway import Gateway
-from tests.conftest import FakeUpstream, GatewayFactory, Reply, providers_at
+from tests.conftest import FakeUpstream, GatewayFactory, Reply, chat_completion, providers_at
 
 
 @pytest.fixture
@@ -95,21 +95,7 @@ async def test_missing_model_is_400_in_client_dialect(upstream: FakeUpstream, ga
 
 
 async def test_bare_name_goes_to_default_provider(upstream: FakeUpstream, gateway: GatewayFactory):
-    upstream.reply(
-        Reply(
-            body=json.dumps(
-                {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 1,
-                    "model": "m",
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-                    ],
-                }
-            ).encode()
-        )
-    )
+    upstream.reply(Reply(body=chat_completion()))
     gw = await gateway(providers_at(upstream))
     oai = openai.AsyncOpenAI(base_url=gw.openai_url, api_key="k")
     resp = await oai.chat.completions.create(model="plain-model", messages=[{"role": "user", "content": "hi"}])
@@ -142,17 +128,7 @@ async def test_models_and_providers_endpoints(upstream: FakeUpstream, gateway: G
 
 
 async def test_gateway_keys_guard_every_endpoint_but_health(upstream: FakeUpstream, gateway: GatewayFactory):
-    upstream.default = lambda seen: Reply(
-        body=json.dumps(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 1,
-                "model": "m",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            }
-        ).encode()
-    )
+    upstream.default = lambda seen: Reply(body=chat_completion())
     gw = await gateway(providers_at(upstream, server={"api_keys": ["gw-key-1"]}))
     with pytest.raises(openai.AuthenticationError):
         await openai.AsyncOpenAI(base_url=gw.openai_url, api_key="wrong", max_retries=0).chat.completions.create(
