@@ -120,7 +120,7 @@ class Provider:
 
     @property
     def needs_key(self) -> bool:
-        return (self.spec.auth != "none" and self.spec.key_env is not None) or bool(self.options.get("key_required"))
+        return self.spec.auth != "none" and self.spec.key_env is not None
 
     @property
     def available(self) -> bool:
