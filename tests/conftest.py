@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dragoman.config import parse
 from dragoman.gateway import Gateway
-from dragoman.server import start
+from dragoman.server.app import start
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import uvloop
 
-from dragoman import upstream as upstream_mod
 from dragoman.errors import UpstreamError, UpstreamTimeout
-from dragoman.upstream import Upstream, UpstreamResponse
+from dragoman.transport import upstream as upstream_mod
+from dragoman.transport.upstream import Upstream, UpstreamResponse
 
 # production runs on uvloop, the rest of the suite on the standard loop: these run on both
 # (pytest-asyncio now prefers a conftest `pytest_asyncio_loop_factories` hook; this file keeps to itself)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dragoman import dialects
 from dragoman.canonical import (
     ArgumentsDelta,
     Event,
@@ -24,20 +25,8 @@ from dragoman.canonical import (
     Text,
     TextDelta,
     ToolCall,
-    Usage,
+    merge_usage,
 )
-
-
-def merge_usage(into: Usage, new: Usage) -> Usage:
-    """Combine two partial reports, later non-zero fields winning (for decoders that see usage in
-    pieces). Stream consumers do not merge: a `MessageDelta`'s usage is the complete final report."""
-    return Usage(
-        input_tokens=new.input_tokens or into.input_tokens,
-        output_tokens=new.output_tokens or into.output_tokens,
-        cache_read_tokens=new.cache_read_tokens or into.cache_read_tokens,
-        cache_write_tokens=new.cache_write_tokens or into.cache_write_tokens,
-        reasoning_tokens=new.reasoning_tokens if new.reasoning_tokens is not None else into.reasoning_tokens,
-    )
 
 
 class Accumulator:
@@ -49,7 +38,7 @@ class Accumulator:
         self._texts: dict[int, list[str]] = {}
         self._args: dict[int, list[str]] = {}
         self._sig: dict[int, list[str]] = {}
-        self._details: dict[int, list[Any]] = {}
+        self._details: dict[int, tuple[str, list[Any]]] = {}
 
     def feed(self, event: Event) -> None:
         resp = self.response
@@ -75,11 +64,12 @@ class Accumulator:
             else:
                 resp.content.append(part)
         elif isinstance(event, OpaqueDelta):
-            # OpenRouter's streamed reasoning_details must be replayed; other opaque deltas only
-            # matter to a same-dialect byte trip
-            details = event.data.get("reasoning_details") if event.dialect == "openai" else None
+            # streamed reasoning details (OpenRouter's) must be replayed; their dialect knows how
+            # fragments fold into the replayable list. Other opaque deltas only matter to a
+            # same-dialect byte trip.
+            details = event.data.get("reasoning_details")
             if isinstance(details, list):
-                self._details.setdefault(event.index, []).extend(details)
+                self._details.setdefault(event.index, (event.dialect, []))[1].extend(details)
         elif isinstance(event, MessageStart):
             resp.id = event.id
             resp.model = event.model
@@ -106,9 +96,8 @@ class Accumulator:
                 if i in self._sig:
                     part.signature = (part.signature or "") + "".join(self._sig[i])
                 if i in self._details:
-                    from dragoman.dialects.openai_stream import merge_reasoning_details
-
-                    part.details = merge_reasoning_details([*(part.details or []), *self._details[i]])
+                    dialect, fragments = self._details[i]
+                    part.details = dialects.get(dialect).merge_details([*(part.details or []), *fragments])
             elif isinstance(part, ToolCall) and i in self._args:
                 part.arguments += "".join(self._args[i])
             elif isinstance(part, Opaque):

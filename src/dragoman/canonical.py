@@ -169,6 +169,18 @@ class Usage(msgspec.Struct, omit_defaults=True):
         return self.prompt_tokens + self.output_tokens
 
 
+def merge_usage(into: Usage, new: Usage) -> Usage:
+    """Combine two partial reports, later non-zero fields winning (for decoders that see usage in
+    pieces). Stream consumers do not merge: a `MessageDelta`'s usage is the complete final report."""
+    return Usage(
+        input_tokens=new.input_tokens or into.input_tokens,
+        output_tokens=new.output_tokens or into.output_tokens,
+        cache_read_tokens=new.cache_read_tokens or into.cache_read_tokens,
+        cache_write_tokens=new.cache_write_tokens or into.cache_write_tokens,
+        reasoning_tokens=new.reasoning_tokens if new.reasoning_tokens is not None else into.reasoning_tokens,
+    )
+
+
 class Response(msgspec.Struct, omit_defaults=True):
     id: str
     model: str

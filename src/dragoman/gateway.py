@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.providers.base import Provider
-from dragoman.reasoning import ReasoningStore, open_store
 from dragoman.routing import Router
-from dragoman.upstream import Upstream
+from dragoman.store.reasoning import ReasoningStore, open_store
+from dragoman.transport.upstream import Upstream
 
 
 @dataclass

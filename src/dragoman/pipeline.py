@@ -33,9 +33,9 @@ from dragoman.errors import (
 )
 from dragoman.gateway import Gateway
 from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, Provider
-from dragoman.reasoning import Snapshot
-from dragoman.replay import tool_call_ids
+from dragoman.providers.replay import tool_call_ids
 from dragoman.routing import Route
+from dragoman.store.reasoning import Snapshot
 
 log = logging.getLogger("dragoman.pipeline")
 

@@ -4,7 +4,8 @@
     ----------------------------  ------------------  -------------------------------------------
     an [aliases] key              the alias target    (then the rules below, once)
     <provider-id>/<model>         <provider-id>       <model>, with the provider's own aliases
-    <model>:cloud                 ollama_cloud        <model> (the suffix only selects the cloud)
+    <model><suffix>               the provider whose  <model> (`:cloud` selects ollama_cloud; the
+                                  spec claims it      suffix only selects the provider)
     a model a provider declares   that provider       <model>  (when its name has a slash)
     anything else                 default_provider    <model>
 
@@ -18,9 +19,6 @@ from dataclasses import dataclass
 
 from dragoman.errors import InvalidRequest, ProviderNotConfigured, UnknownProvider
 from dragoman.providers.base import Provider
-
-CLOUD_SUFFIX = ":cloud"
-CLOUD_PROVIDER = "ollama_cloud"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +36,9 @@ class Router:
         self._cache: dict[str, Route] = {}
         # declared model names that contain a slash route to their provider without a prefix
         self._declared = {m: p for p in providers.values() for m in p.models if "/" in m}
+        # suffixes providers claim (`<model>:cloud`), longest first
+        suffixes = [(p.spec.model_suffix, pid) for pid, p in providers.items() if p.spec.model_suffix]
+        self._suffixes = sorted(suffixes, key=lambda s: -len(s[0] or ""))
 
     def configured(self) -> list[str]:
         return sorted(pid for pid, p in self.providers.items() if p.available)
@@ -76,8 +77,9 @@ class Router:
             if prefix in self.providers or name not in self._declared:
                 return prefix, rest
             return self._declared[name].id, name
-        if name.endswith(CLOUD_SUFFIX):
-            return CLOUD_PROVIDER, name[: -len(CLOUD_SUFFIX)]
+        for suffix, pid in self._suffixes:
+            if suffix and name.endswith(suffix):
+                return pid, name[: -len(suffix)]
         return self.default_provider, name
 
     def _listing(self) -> str:

@@ -46,7 +46,7 @@ from dragoman.canonical import (
     ToolResult,
     Usage,
 )
-from dragoman.dialects.anthropic import CODEC, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION
+from dragoman.dialects.anthropic.codec import CODEC, DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION
 from dragoman.errors import (
     AuthenticationFailed,
     InvalidRequest,

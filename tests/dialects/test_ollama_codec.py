@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dragoman import canonical as c
 from dragoman.accumulate import Accumulator
-from dragoman.dialects.ollama import CODEC
+from dragoman.dialects.ollama.codec import CODEC
 from dragoman.errors import (
     AuthenticationFailed,
     InvalidRequest,

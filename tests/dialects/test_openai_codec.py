@@ -39,8 +39,8 @@ from dragoman.canonical import (
     ToolResult,
     Usage,
 )
-from dragoman.dialects.openai import CODEC
-from dragoman.dialects.openai_stream import merge_reasoning_details
+from dragoman.dialects.openai.codec import CODEC
+from dragoman.dialects.openai.stream import merge_reasoning_details
 from tests.conftest import FakeUpstream, Reply
 from tests.recorded import cassette, raw
 

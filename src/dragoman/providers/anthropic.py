@@ -21,7 +21,7 @@ from dragoman.providers.base import (
     Provider,
     ProviderSpec,
 )
-from dragoman.replay import attach_anthropic, thinking_on
+from dragoman.providers.replay import attach_anthropic, thinking_on
 
 OMITTED = {"type": "text", "text": "[earlier reasoning omitted]"}
 

@@ -16,7 +16,7 @@ from dragoman.errors import GatewayError
 
 if TYPE_CHECKING:
     from dragoman.canonical import Thinking
-    from dragoman.reasoning import Recall
+    from dragoman.store.reasoning import Recall
 
 Dialect = Literal["openai", "anthropic", "ollama"]
 Auth = Literal["bearer", "x-api-key", "none"]
@@ -89,6 +89,8 @@ class ProviderSpec:
     models: tuple[str, ...] = ()
     default_model: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)  # legacy id -> id sent on the wire
+    # a model-name suffix that selects this provider without a prefix (Ollama Cloud's `:cloud`)
+    model_suffix: str | None = None
     max_tokens_default: int | None = None
     capabilities: frozenset[str] = frozenset()
     options: Mapping[str, Any] = field(default_factory=dict)  # provider-specific config defaults

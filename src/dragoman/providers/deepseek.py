@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_openai, drop_params
+from dragoman.providers.replay import attach_openai, drop_params
 
 EFFORT = {"minimal": "high", "low": "high", "medium": "high", "high": "high", "xhigh": "max", "max": "max"}
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from dragoman.errors import GatewayError, PermissionDenied
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_anthropic, attach_openai, block_types, thinking_on, turns
+from dragoman.providers.replay import attach_anthropic, attach_openai, block_types, thinking_on, turns
 
 
 class KimiHooks(Hooks):

@@ -17,7 +17,7 @@ from typing import Any
 
 from dragoman.errors import BillingError, GatewayError
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_anthropic
+from dragoman.providers.replay import attach_anthropic
 
 BALANCE_HELP = (
     "MiniMax reports insufficient balance (1008). Keys starting sk-cp- belong to a Token Plan, which "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_openai, drop_params
+from dragoman.providers.replay import attach_openai, drop_params
 
 FIXED = ("temperature", "top_p", "n", "presence_penalty", "frequency_penalty")
 

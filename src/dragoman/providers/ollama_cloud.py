@@ -10,6 +10,7 @@ SPEC = ProviderSpec(
     dialect="ollama",
     base_url="https://ollama.com",
     key_env="OLLAMA_API_KEY",
+    model_suffix=":cloud",
     options={"think_default": False},
     hooks=OllamaHooks(),
 )

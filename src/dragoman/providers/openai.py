@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import turns
+from dragoman.providers.replay import turns
 
 
 class OpenAIHooks(Hooks):

@@ -15,7 +15,7 @@ from typing import Any
 
 from dragoman.errors import Unsupported
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_anthropic, attach_openai
+from dragoman.providers.replay import attach_anthropic, attach_openai
 
 # model id prefix -> wire format (Zen's own catalog groups models this way)
 FAMILIES: tuple[tuple[str, str], ...] = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.replay import attach_openai
+from dragoman.providers.replay import attach_openai
 
 
 class OpenRouterHooks(Hooks):

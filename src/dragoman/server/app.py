@@ -13,8 +13,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from dragoman.config import Config
-from dragoman.fronts import GATEWAY, anthropic, meta, openai
 from dragoman.gateway import Gateway
+from dragoman.server.fronts import GATEWAY, anthropic, meta, openai
 
 log = logging.getLogger("dragoman.server")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dragoman import pipeline
-from dragoman.fronts import gateway, guarded
+from dragoman.server.fronts import gateway, guarded
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

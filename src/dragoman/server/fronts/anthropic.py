@@ -8,10 +8,10 @@ from aiohttp import web
 
 from dragoman import pipeline, tokens
 from dragoman.errors import GatewayError, InvalidRequest, encode
-from dragoman.fronts import gateway, guarded
 from dragoman.providers.base import COUNT_TOKENS
+from dragoman.server.fronts import gateway, guarded
 
-log = logging.getLogger("dragoman.fronts.anthropic")
+log = logging.getLogger("dragoman.server.fronts.anthropic")
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

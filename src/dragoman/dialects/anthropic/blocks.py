@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from dragoman.canonical import Image, Opaque, Part, Reasoning, Text, ToolCall, ToolResult
-from dragoman.dialects.anthropic_stream import anthropic_extra
+from dragoman.dialects.anthropic.stream import anthropic_extra
 from dragoman.errors import InvalidRequest, Unsupported
 
 _enc = msgspec.json.Encoder()
@@ -19,50 +19,50 @@ _dec = msgspec.json.Decoder()
 # ---- validation helpers -------------------------------------------------------------------------
 
 
-def _bad(message: str, param: str) -> InvalidRequest:
+def bad_request(message: str, param: str) -> InvalidRequest:
     return InvalidRequest(message, param=param)
 
 
-def _str(value: Any, param: str) -> str:
+def want_str(value: Any, param: str) -> str:
     if not isinstance(value, str):
-        raise _bad(f"{param} must be a string", param)
+        raise bad_request(f"{param} must be a string", param)
     return value
 
 
-def _opt_int(value: Any, param: str) -> int | None:
+def opt_int(value: Any, param: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise _bad(f"{param} must be an integer", param)
+        raise bad_request(f"{param} must be an integer", param)
     return value
 
 
-def _opt_float(value: Any, param: str) -> float | None:
+def opt_float(value: Any, param: str) -> float | None:
     if value is None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _bad(f"{param} must be a number", param)
+        raise bad_request(f"{param} must be a number", param)
     return float(value)
 
 
-def _dict(value: Any, param: str) -> dict[str, Any]:
+def want_dict(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _bad(f"{param} must be an object", param)
+        raise bad_request(f"{param} must be an object", param)
     return value
 
 
-def _list(value: Any, param: str) -> list[Any]:
+def want_list(value: Any, param: str) -> list[Any]:
     if not isinstance(value, list):
-        raise _bad(f"{param} must be an array", param)
+        raise bad_request(f"{param} must be an array", param)
     return value
 
 
-def _rest(block: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any] | None:
+def rest_of(block: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any] | None:
     rest = {k: v for k, v in block.items() if k not in known}
     return {"anthropic": rest} if rest else None
 
 
-def _with_extra(block: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+def with_extra(block: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
     for k, v in anthropic_extra(extra).items():
         block.setdefault(k, v)
     return block
@@ -72,22 +72,22 @@ def _with_extra(block: dict[str, Any], extra: dict[str, Any] | None) -> dict[str
 
 
 def _image(b: dict[str, Any], path: str) -> Part:
-    src = _dict(b.get("source"), path + ".source")
-    extra = _rest(b, ("type", "source"))
+    src = want_dict(b.get("source"), path + ".source")
+    extra = rest_of(b, ("type", "source"))
     st = src.get("type")
     if st == "base64":
         return Image(
-            media_type=_str(src.get("media_type"), path + ".source.media_type"),
-            data=_str(src.get("data"), path + ".source.data"),
+            media_type=want_str(src.get("media_type"), path + ".source.media_type"),
+            data=want_str(src.get("data"), path + ".source.data"),
             extra=extra,
         )
     if st == "url":
-        return Image(url=_str(src.get("url"), path + ".source.url"), extra=extra)
+        return Image(url=want_str(src.get("url"), path + ".source.url"), extra=extra)
     return Opaque("anthropic", b)  # file sources and anything newer
 
 
 def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
-    tid = _str(b.get("tool_use_id"), path + ".tool_use_id")
+    tid = want_str(b.get("tool_use_id"), path + ".tool_use_id")
     content = b.get("content")
     parts: list[Text | Image] = []
     raw: list[Any] | None = None
@@ -96,10 +96,10 @@ def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
     elif isinstance(content, list):
         for j, item in enumerate(content):
             ipath = f"{path}.content.{j}"
-            item = _dict(item, ipath)
+            item = want_dict(item, ipath)
             t = item.get("type")
             if t == "text":
-                parts.append(Text(_str(item.get("text"), ipath + ".text"), extra=_rest(item, ("type", "text"))))
+                parts.append(Text(want_str(item.get("text"), ipath + ".text"), extra=rest_of(item, ("type", "text"))))
             elif t == "image":
                 img = _image(item, ipath)
                 if isinstance(img, Image):
@@ -109,12 +109,12 @@ def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
             elif isinstance(t, str):
                 raw = content  # search_result, document, tool_reference: kept verbatim below
             else:
-                raise _bad(f"{ipath}.type is required", ipath + ".type")
+                raise bad_request(f"{ipath}.type is required", ipath + ".type")
     elif content is not None:
-        raise _bad(f"{path}.content must be a string or an array", path + ".content")
+        raise bad_request(f"{path}.content must be a string or an array", path + ".content")
     is_error = b.get("is_error")
     if is_error is not None and not isinstance(is_error, bool):
-        raise _bad(f"{path}.is_error must be a boolean", path + ".is_error")
+        raise bad_request(f"{path}.is_error must be a boolean", path + ".is_error")
     rest = {k: v for k, v in b.items() if k not in ("type", "tool_use_id", "content", "is_error")}
     if raw is not None:
         rest["content"] = raw
@@ -122,55 +122,55 @@ def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
 
 
 def _block(b: Any, path: str) -> Part:
-    b = _dict(b, path)
+    b = want_dict(b, path)
     t = b.get("type")
     if not isinstance(t, str):
-        raise _bad(f"{path}.type is required", path + ".type")
+        raise bad_request(f"{path}.type is required", path + ".type")
     if t == "text":
-        return Text(_str(b.get("text"), path + ".text"), extra=_rest(b, ("type", "text")))
+        return Text(want_str(b.get("text"), path + ".text"), extra=rest_of(b, ("type", "text")))
     if t == "image":
         return _image(b, path)
     if t == "tool_use":
         inp = b.get("input")
-        inp = {} if inp is None else _dict(inp, path + ".input")
+        inp = {} if inp is None else want_dict(inp, path + ".input")
         return ToolCall(
-            _str(b.get("id"), path + ".id"),
-            _str(b.get("name"), path + ".name"),
+            want_str(b.get("id"), path + ".id"),
+            want_str(b.get("name"), path + ".name"),
             _enc.encode(inp).decode(),
-            extra=_rest(b, ("type", "id", "name", "input")),
+            extra=rest_of(b, ("type", "id", "name", "input")),
         )
     if t == "tool_result":
         return _tool_result(b, path)
     if t == "thinking":
         sig = b.get("signature")
         return Reasoning(
-            _str(b.get("thinking", ""), path + ".thinking"),
-            signature=None if sig is None else _str(sig, path + ".signature"),
+            want_str(b.get("thinking", ""), path + ".thinking"),
+            signature=None if sig is None else want_str(sig, path + ".signature"),
         )
     if t == "redacted_thinking":
-        return Reasoning(redacted=_str(b.get("data"), path + ".data"))
+        return Reasoning(redacted=want_str(b.get("data"), path + ".data"))
     return Opaque("anthropic", b)
 
 
-def _content(content: Any, path: str) -> list[Part]:
+def decode_content(content: Any, path: str) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
-    items = _list(content, path)
+    items = want_list(content, path)
     return [_block(b, f"{path}.{j}") for j, b in enumerate(items)]
 
 
-def _system(value: Any) -> list[Text]:
+def decode_system(value: Any) -> list[Text]:
     if value is None:
         return []
     if isinstance(value, str):
         return [Text(value)]
     out: list[Text] = []
-    for j, b in enumerate(_list(value, "system")):
+    for j, b in enumerate(want_list(value, "system")):
         path = f"system.{j}"
-        b = _dict(b, path)
+        b = want_dict(b, path)
         if b.get("type") != "text":
-            raise _bad(f"{path} must be a text block", path + ".type")
-        out.append(Text(_str(b.get("text"), path + ".text"), extra=_rest(b, ("type", "text"))))
+            raise bad_request(f"{path} must be a text block", path + ".type")
+        out.append(Text(want_str(b.get("text"), path + ".text"), extra=rest_of(b, ("type", "text"))))
     return out
 
 
@@ -183,9 +183,9 @@ def _arguments(call: ToolCall, param: str) -> dict[str, Any]:
     try:
         value = _dec.decode(call.arguments)
     except msgspec.DecodeError:
-        raise _bad(f"tool call {call.id!r} has arguments that are not valid JSON", param) from None
+        raise bad_request(f"tool call {call.id!r} has arguments that are not valid JSON", param) from None
     if not isinstance(value, dict):
-        raise _bad(f"tool call {call.id!r} has arguments that are not a JSON object", param)
+        raise bad_request(f"tool call {call.id!r} has arguments that are not a JSON object", param)
     return value
 
 
@@ -199,20 +199,20 @@ def _image_block(img: Image) -> dict[str, Any]:
             source = {"type": "base64", "media_type": head[5:-7] or "image/png", "data": data}
         else:
             source = {"type": "url", "url": url}
-    return _with_extra({"type": "image", "source": source}, img.extra)
+    return with_extra({"type": "image", "source": source}, img.extra)
 
 
-def _text_block(t: Text) -> dict[str, Any]:
-    return _with_extra({"type": "text", "text": t.text}, t.extra)
+def text_block(t: Text) -> dict[str, Any]:
+    return with_extra({"type": "text", "text": t.text}, t.extra)
 
 
-def _out_block(part: Part, param: str, request: bool = False) -> dict[str, Any] | None:
+def encode_block(part: Part, param: str, request: bool = False) -> dict[str, Any] | None:
     if isinstance(part, Text):
-        return _text_block(part)
+        return text_block(part)
     if isinstance(part, ToolCall):
         arg_param = f"{param}.arguments" if request else param
         block = {"type": "tool_use", "id": part.id, "name": part.name, "input": _arguments(part, arg_param)}
-        return _with_extra(block, part.extra)
+        return with_extra(block, part.extra)
     if isinstance(part, Reasoning):
         if part.redacted is not None:
             return {"type": "redacted_thinking", "data": part.redacted}
@@ -229,7 +229,7 @@ def _out_block(part: Part, param: str, request: bool = False) -> dict[str, Any] 
         elif len(part.content) == 1 and isinstance(part.content[0], Text) and not part.content[0].extra:
             res["content"] = part.content[0].text
         elif part.content:
-            res["content"] = [_text_block(c) if isinstance(c, Text) else _image_block(c) for c in part.content]
+            res["content"] = [text_block(c) if isinstance(c, Text) else _image_block(c) for c in part.content]
         if part.is_error:
             res["is_error"] = True
         for k, v in mine.items():
@@ -244,7 +244,7 @@ def _out_block(part: Part, param: str, request: bool = False) -> dict[str, Any] 
     return None
 
 
-def _plain(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+def plain_content(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if len(blocks) == 1 and blocks[0].keys() == {"type", "text"} and blocks[0]["type"] == "text":
         text: str = blocks[0]["text"]
         return text

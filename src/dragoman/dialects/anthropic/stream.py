@@ -50,7 +50,7 @@ from dragoman.canonical import (
     Usage,
 )
 from dragoman.errors import GatewayError, for_anthropic_type, redact
-from dragoman.framing import SSEFrame, SSEParser
+from dragoman.transport.framing import SSEFrame, SSEParser
 
 _dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()

@@ -36,7 +36,6 @@ from typing import Any
 
 import msgspec
 
-from dragoman.accumulate import merge_usage
 from dragoman.canonical import (
     ArgumentsDelta,
     Event,
@@ -54,6 +53,7 @@ from dragoman.canonical import (
     TextDelta,
     ToolCall,
     Usage,
+    merge_usage,
 )
 from dragoman.errors import (
     GatewayError,
@@ -63,7 +63,7 @@ from dragoman.errors import (
     for_upstream_status,
     redact,
 )
-from dragoman.framing import SSEParser
+from dragoman.transport.framing import SSEParser
 
 NS = "openai"
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
 from dragoman.gateway import Gateway
 
-log = logging.getLogger("dragoman.fronts")
+log = logging.getLogger("dragoman.server.fronts")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 

@@ -18,7 +18,7 @@ from dragoman.canonical import (
     ToolCall,
     ToolResult,
 )
-from dragoman.dialects.openai_stream import NS
+from dragoman.dialects.openai.stream import NS
 from dragoman.errors import InvalidRequest, Unsupported
 
 TOOL_ERROR_PREFIX = "[tool error] "

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from dragoman.errors import GatewayError
-from dragoman.fronts import check_client_key, error_response, gateway
 from dragoman.gateway import Gateway
 from dragoman.providers.base import Provider
+from dragoman.server.fronts import check_client_key, error_response, gateway
 
 
 def model_ids(gw: Gateway) -> list[tuple[str, str]]:

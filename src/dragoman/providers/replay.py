@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dragoman.canonical import Reasoning
-from dragoman.reasoning import Recall
+from dragoman.store.reasoning import Recall
 
 
 def _recall(store: Recall, ids: list[str]) -> list[Reasoning] | None:

@@ -40,22 +40,22 @@ from dragoman.canonical import (
     ToolResult,
     ToolSpec,
 )
-from dragoman.dialects.anthropic_blocks import (
-    _bad,
-    _content,
-    _dict,
-    _list,
-    _opt_float,
-    _opt_int,
-    _out_block,
-    _plain,
-    _rest,
-    _str,
-    _system,
-    _text_block,
-    _with_extra,
+from dragoman.dialects.anthropic.blocks import (
+    bad_request,
+    decode_content,
+    decode_system,
+    encode_block,
+    opt_float,
+    opt_int,
+    plain_content,
+    rest_of,
+    text_block,
+    want_dict,
+    want_list,
+    want_str,
+    with_extra,
 )
-from dragoman.dialects.anthropic_stream import (
+from dragoman.dialects.anthropic.stream import (
     AnthropicStreamDecoder,
     AnthropicStreamEncoder,
     anthropic_extra,
@@ -92,26 +92,26 @@ def _decode_thinking(body: dict[str, Any], extra: dict[str, Any]) -> Thinking | 
     oc = body.get("output_config")
     effort = oc.get("effort") if isinstance(oc, dict) else None
     if effort is not None:
-        _str(effort, "output_config.effort")
+        want_str(effort, "output_config.effort")
     raw = body.get("thinking")
     if raw is None:
         if effort is None:
             return None
         extra.setdefault("output_config", {})["effort"] = effort  # an effort-only request stays so
         return Thinking(effort=effort)
-    th = _dict(raw, "thinking")
+    th = want_dict(raw, "thinking")
     t = th.get("type")
     display = th.get("display")
     if display is not None:
-        _str(display, "thinking.display")
+        want_str(display, "thinking.display")
     if t == "enabled":
-        budget = _opt_int(th.get("budget_tokens"), "thinking.budget_tokens")
+        budget = opt_int(th.get("budget_tokens"), "thinking.budget_tokens")
         return Thinking(enabled=True, budget_tokens=budget, effort=effort, display=display)
     if t == "adaptive":
         return Thinking(enabled=True, adaptive=True, effort=effort, display=display)
     if t == "disabled":
         return Thinking(enabled=False, effort=effort)
-    raise _bad("thinking.type must be one of enabled, adaptive, disabled", "thinking.type")
+    raise bad_request("thinking.type must be one of enabled, adaptive, disabled", "thinking.type")
 
 
 def _encode_thinking(req: Request, body: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -185,29 +185,29 @@ class AnthropicCodec:
     # -- requests --
 
     def decode_request(self, body: dict[str, Any]) -> Request:
-        body = _dict(body, "body")
+        body = want_dict(body, "body")
         extra: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_TOP}
         messages: list[Message] = []
-        for i, m in enumerate(_list(body.get("messages"), "messages")):
+        for i, m in enumerate(want_list(body.get("messages"), "messages")):
             path = f"messages.{i}"
-            m = _dict(m, path)
+            m = want_dict(m, path)
             role = m.get("role")
             if role not in ("user", "assistant", "system"):
-                raise _bad(f"{path}.role must be user, assistant or system", path + ".role")
-            mextra = _rest(m, ("role", "content"))
-            messages.append(Message(role, _content(m.get("content"), path + ".content"), extra=mextra))
+                raise bad_request(f"{path}.role must be user, assistant or system", path + ".role")
+            mextra = rest_of(m, ("role", "content"))
+            messages.append(Message(role, decode_content(m.get("content"), path + ".content"), extra=mextra))
 
         stop = body.get("stop_sequences")
         if stop is not None:
-            stop = [_str(s, f"stop_sequences.{j}") for j, s in enumerate(_list(stop, "stop_sequences"))]
+            stop = [want_str(s, f"stop_sequences.{j}") for j, s in enumerate(want_list(stop, "stop_sequences"))]
 
         tools: list[ToolSpec] | None = None
         server: list[dict[str, Any]] = []
         if body.get("tools") is not None:
             tools = []
-            for j, t in enumerate(_list(body["tools"], "tools")):
+            for j, t in enumerate(want_list(body["tools"], "tools")):
                 path = f"tools.{j}"
-                t = _dict(t, path)
+                t = want_dict(t, path)
                 if t.get("type") not in (None, "custom"):
                     server.append(t)
                     continue
@@ -215,11 +215,11 @@ class AnthropicCodec:
                 strict = t.get("strict")
                 tools.append(
                     ToolSpec(
-                        _str(t.get("name"), path + ".name"),
-                        None if desc is None else _str(desc, path + ".description"),
-                        _dict(t.get("input_schema"), path + ".input_schema"),
+                        want_str(t.get("name"), path + ".name"),
+                        None if desc is None else want_str(desc, path + ".description"),
+                        want_dict(t.get("input_schema"), path + ".input_schema"),
                         strict if isinstance(strict, bool) else None,
-                        _rest(t, ("name", "description", "input_schema", "strict")),
+                        rest_of(t, ("name", "description", "input_schema", "strict")),
                     )
                 )
         if server:
@@ -228,29 +228,29 @@ class AnthropicCodec:
         tool_choice: ToolChoice | None = None
         parallel: bool | None = None
         if body.get("tool_choice") is not None:
-            tc = _dict(body["tool_choice"], "tool_choice")
+            tc = want_dict(body["tool_choice"], "tool_choice")
             t = tc.get("type")
             if t == "auto" or t == "none":
                 tool_choice = ToolChoice(t)
             elif t == "any":
                 tool_choice = ToolChoice("required")
             elif t == "tool":
-                tool_choice = ToolChoice("tool", _str(tc.get("name"), "tool_choice.name"))
+                tool_choice = ToolChoice("tool", want_str(tc.get("name"), "tool_choice.name"))
             else:
-                raise _bad("tool_choice.type must be auto, any, tool or none", "tool_choice.type")
+                raise bad_request("tool_choice.type must be auto, any, tool or none", "tool_choice.type")
             dp = tc.get("disable_parallel_tool_use")
             if dp is not None:
                 if not isinstance(dp, bool):
-                    raise _bad("tool_choice.disable_parallel_tool_use must be a boolean", "tool_choice")
+                    raise bad_request("tool_choice.disable_parallel_tool_use must be a boolean", "tool_choice")
                 parallel = not dp
 
         rf: ResponseFormat | None = None
         oc = body.get("output_config")
         if oc is not None:
-            oc_rest = {k: v for k, v in _dict(oc, "output_config").items() if k not in ("effort", "format")}
+            oc_rest = {k: v for k, v in want_dict(oc, "output_config").items() if k not in ("effort", "format")}
             fmt = oc.get("format")
             if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-                rf = ResponseFormat("json_schema", schema=_dict(fmt.get("schema"), "output_config.format.schema"))
+                rf = ResponseFormat("json_schema", schema=want_dict(fmt.get("schema"), "output_config.format.schema"))
             elif fmt is not None:
                 oc_rest["format"] = fmt
             if oc_rest:
@@ -260,24 +260,24 @@ class AnthropicCodec:
         user: str | None = None
         meta = body.get("metadata")
         if meta is not None:
-            meta = _dict(meta, "metadata")
+            meta = want_dict(meta, "metadata")
             uid = meta.get("user_id")
-            user = None if uid is None else _str(uid, "metadata.user_id")
+            user = None if uid is None else want_str(uid, "metadata.user_id")
             meta_rest = {k: v for k, v in meta.items() if k != "user_id"}
             if meta_rest:
                 extra["metadata"] = meta_rest
 
         stream = body.get("stream", False)
         if stream is not None and not isinstance(stream, bool):
-            raise _bad("stream must be a boolean", "stream")
+            raise bad_request("stream must be a boolean", "stream")
         return Request(
-            model=_str(body.get("model"), "model"),
+            model=want_str(body.get("model"), "model"),
             messages=messages,
-            system=_system(body.get("system")),
-            max_tokens=_opt_int(body.get("max_tokens"), "max_tokens"),
-            temperature=_opt_float(body.get("temperature"), "temperature"),
-            top_p=_opt_float(body.get("top_p"), "top_p"),
-            top_k=_opt_int(body.get("top_k"), "top_k"),
+            system=decode_system(body.get("system")),
+            max_tokens=opt_int(body.get("max_tokens"), "max_tokens"),
+            temperature=opt_float(body.get("temperature"), "temperature"),
+            top_p=opt_float(body.get("top_p"), "top_p"),
+            top_k=opt_int(body.get("top_k"), "top_k"),
             stop=stop,
             tools=tools,
             tool_choice=tool_choice,
@@ -307,7 +307,7 @@ class AnthropicCodec:
             results: list[dict[str, Any]] = []
             others: list[dict[str, Any]] = []
             for j, part in enumerate(m.content):
-                block = _out_block(part, f"messages.{i}.content.{j}", request=True)
+                block = encode_block(part, f"messages.{i}.content.{j}", request=True)
                 if block is not None:
                     (results if isinstance(part, ToolResult) else others).append(block)
             if not results and not others:
@@ -325,7 +325,7 @@ class AnthropicCodec:
             blocks = results + others
             if len(blocks) > 1:  # Anthropic refuses empty text blocks (OpenAI tool-call turns carry one)
                 blocks = [b for b in blocks if b != _EMPTY_TEXT] or blocks[:1]
-            msg = {"role": role, "content": _plain(blocks)}
+            msg = {"role": role, "content": plain_content(blocks)}
             for k, v in mextra.items():
                 msg.setdefault(k, v)
             messages.append(msg)
@@ -334,8 +334,8 @@ class AnthropicCodec:
         if rf is not None and rf.type == "json_object":
             system.append(Text(JSON_OBJECT_INSTRUCTION))
         if system:
-            blocks = [_text_block(t) for t in system]
-            body["system"] = _plain(blocks)
+            blocks = [text_block(t) for t in system]
+            body["system"] = plain_content(blocks)
         body["messages"] = messages
 
         if req.temperature is not None:
@@ -355,7 +355,7 @@ class AnthropicCodec:
             tool["input_schema"] = spec.parameters
             if spec.strict is not None:
                 tool["strict"] = spec.strict
-            tools.append(_with_extra(tool, spec.extra))
+            tools.append(with_extra(tool, spec.extra))
         server = extra.get("server_tools")
         if isinstance(server, list):
             tools.extend(server)
@@ -366,7 +366,7 @@ class AnthropicCodec:
             if tc is not None:
                 if tc.mode == "tool":
                     if not tc.name:
-                        raise _bad("tool_choice names no tool", "tool_choice.name")
+                        raise bad_request("tool_choice names no tool", "tool_choice.name")
                     choice = {"type": "tool", "name": tc.name}
                 else:
                     choice = {"type": {"required": "any"}.get(tc.mode, tc.mode)}
@@ -402,8 +402,8 @@ class AnthropicCodec:
     # -- responses --
 
     def decode_response(self, body: dict[str, Any]) -> Response:
-        body = _dict(body, "body")
-        content = _content(body.get("content") or [], "content")
+        body = want_dict(body, "body")
+        content = decode_content(body.get("content") or [], "content")
         extra = {k: v for k, v in body.items() if k not in _RESPONSE_KNOWN}
         usage = body.get("usage")
         if isinstance(usage, dict):
@@ -428,11 +428,11 @@ class AnthropicCodec:
                 continue  # not an assistant block
             if isinstance(part, ToolCall):
                 try:
-                    block = _out_block(part, "content")
+                    block = encode_block(part, "content")
                 except InvalidRequest:  # an upstream cut the JSON short (max_tokens)
-                    block = _with_extra({"type": "tool_use", "id": part.id, "name": part.name, "input": {}}, part.extra)
+                    block = with_extra({"type": "tool_use", "id": part.id, "name": part.name, "input": {}}, part.extra)
             else:
-                block = _out_block(part, "content")
+                block = encode_block(part, "content")
             if block is not None:
                 content.append(block)
         extra = anthropic_extra(response.extra)
@@ -489,6 +489,9 @@ class AnthropicCodec:
 
     def encode_error(self, error: GatewayError) -> dict[str, Any]:
         return error.to_anthropic()
+
+    def merge_details(self, fragments: list[Any]) -> list[Any]:
+        return fragments  # this dialect streams no reasoning details
 
 
 CODEC = AnthropicCodec()

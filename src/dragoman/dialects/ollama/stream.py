@@ -12,19 +12,19 @@ from typing import Any
 import msgspec
 
 from dragoman import canonical as c
-from dragoman.dialects.ollama import (
-    _done_reason,
-    _enc,
-    _encode_tool_call,
-    _error_from,
-    _now,
-    _reply_parts,
-    _stop_reason,
-    _usage,
-    _want,
+from dragoman.dialects.ollama.wire import (
+    done_reason_of,
+    enc,
+    encode_tool_call,
+    error_from,
+    now_iso,
+    reply_parts,
+    stop_reason_of,
+    usage_of,
+    want,
 )
 from dragoman.errors import GatewayError, UpstreamError
-from dragoman.framing import NDJSONParser
+from dragoman.transport.framing import NDJSONParser
 
 # ---- streams ------------------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ class OllamaStreamDecoder:
         if not isinstance(obj, dict):
             return self._fail(out, "upstream sent an NDJSON line that is not an object")
         if obj.get("error") is not None:
-            err = _error_from(502, obj)
+            err = error_from(502, obj)
             return self._fail(out, err.message, err.status, err.anthropic_type)
         try:
             self._chunk(obj, out)
@@ -100,7 +100,7 @@ class OllamaStreamDecoder:
         if not self._started:
             self._started = True
             out.append(c.MessageStart(id="ollama-" + secrets.token_hex(12), model=str(obj.get("model") or "")))
-        parts, calls = _reply_parts(_want(obj.get("message") or {}, "an object", "message", UpstreamError))
+        parts, calls = reply_parts(want(obj.get("message") or {}, "an object", "message", UpstreamError))
         for part in parts:
             if isinstance(part, c.Reasoning):
                 out.append(c.ReasoningDelta(self._part("reasoning", out), part.text))
@@ -115,8 +115,8 @@ class OllamaStreamDecoder:
             out.append(c.PartStop(self._index))
         if obj.get("done") is True:
             self._stop(out)
-            stop = _stop_reason(obj.get("done_reason"), self._tool_calls)
-            out.append(c.MessageDelta(stop_reason=stop, usage=_usage(obj, UpstreamError)))
+            stop = stop_reason_of(obj.get("done_reason"), self._tool_calls)
+            out.append(c.MessageDelta(stop_reason=stop, usage=usage_of(obj, UpstreamError)))
             out.append(c.MessageStop())
             self._finished = True
 
@@ -126,24 +126,24 @@ class OllamaStreamEncoder:
     when its part stops, and a final `done:true` line with the counts. Images, signatures and opaque
     blocks have no Ollama stream form and write nothing."""
 
-    __slots__ = ("_calls", "_model", "_stop", "_usage")
+    __slots__ = ("_calls", "_model", "_stop", "usage_of")
 
     def __init__(self) -> None:
         self._model = ""
         self._calls: dict[int, c.ToolCall] = {}
         self._stop: c.StopReason | None = None
-        self._usage = c.Usage()
+        self.usage_of = c.Usage()
 
     def _line(self, done: bool = False, **message: Any) -> bytes:
-        body: dict[str, Any] = {"model": self._model, "created_at": _now()}
+        body: dict[str, Any] = {"model": self._model, "created_at": now_iso()}
         body["message"] = {"role": "assistant", "content": "", **message}
         if done:
-            body["done_reason"] = _done_reason(self._stop)
+            body["done_reason"] = done_reason_of(self._stop)
         body["done"] = done
         if done:
-            body["prompt_eval_count"] = self._usage.prompt_tokens
-            body["eval_count"] = self._usage.output_tokens
-        return _enc.encode(body) + b"\n"
+            body["prompt_eval_count"] = self.usage_of.prompt_tokens
+            body["eval_count"] = self.usage_of.output_tokens
+        return enc.encode(body) + b"\n"
 
     def encode(self, event: c.Event) -> bytes:
         if isinstance(event, c.TextDelta):
@@ -164,18 +164,18 @@ class OllamaStreamEncoder:
         elif isinstance(event, c.PartStop):
             call = self._calls.pop(event.index, None)
             if call is not None:
-                return self._line(tool_calls=[_encode_tool_call(call, None)])
+                return self._line(tool_calls=[encode_tool_call(call, None)])
         elif isinstance(event, c.MessageStart):
             self._model = event.model
-            self._usage = event.usage or self._usage
+            self.usage_of = event.usage or self.usage_of
         elif isinstance(event, c.MessageDelta):
             self._stop = event.stop_reason or self._stop
-            self._usage = event.usage or self._usage
+            self.usage_of = event.usage or self.usage_of
         elif isinstance(event, c.MessageStop):
             return self._line(done=True)
         elif isinstance(event, c.StreamError):
-            return _enc.encode({"error": event.message}) + b"\n"
+            return enc.encode({"error": event.message}) + b"\n"
         return b""
 
     def encode_error(self, error: GatewayError) -> bytes:
-        return _enc.encode({"error": error.message}) + b"\n"
+        return enc.encode({"error": error.message}) + b"\n"

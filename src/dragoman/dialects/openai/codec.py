@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 
 from dragoman.canonical import Request, Response, ResponseFormat, Thinking, ToolChoice, ToolSpec, Usage
-from dragoman.dialects.openai_messages import (
+from dragoman.dialects.openai.messages import (
     assistant_message,
     assistant_parts,
     decode_messages,
@@ -57,11 +57,12 @@ from dragoman.dialects.openai_messages import (
     without,
     wrap_extra,
 )
-from dragoman.dialects.openai_stream import (
+from dragoman.dialects.openai.stream import (
     OpenAIStreamDecoder,
     OpenAIStreamEncoder,
     error_from_payload,
     finish_from_stop,
+    merge_reasoning_details,
     stop_from_openai,
     usage_from_openai,
     usage_to_openai,
@@ -420,6 +421,9 @@ class OpenAICodec:
 
     def encode_error(self, error: GatewayError) -> dict[str, Any]:
         return error.to_openai()
+
+    def merge_details(self, fragments: list[Any]) -> list[Any]:
+        return merge_reasoning_details(fragments)
 
 
 CODEC = OpenAICodec()

@@ -1,0 +1,37 @@
+"""`dragoman serve`: run the gateway."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dragoman.cli.common import add_config, config_from
+from dragoman.config import DEFAULT_PORT
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dragoman.gateway import Gateway
+    from dragoman.server.app import serve
+
+    cfg = config_from(args)
+    logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Gateway.from_config(cfg)  # validate everything before binding the port
+    try:
+        serve(cfg, cfg.server.host, cfg.server.port, cfg.server.workers)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if "address already in use" in str(exc):
+            reason = "address already in use"
+        print(f"dragoman: cannot listen on {cfg.server.host}:{cfg.server.port}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the gateway")
+    add_config(p)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.set_defaults(func=cmd_serve)

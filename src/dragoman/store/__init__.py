@@ -1,0 +1,1 @@
+"""What the gateway keeps: the reasoning memory (and, in time, the usage ledger, keys, responses)."""

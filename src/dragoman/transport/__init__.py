@@ -1,0 +1,1 @@
+"""How a request travels upstream: the pooled HTTP client and the stream framings."""
