@@ -1,5 +1,6 @@
-"""The gateway as a library object: config, providers, routing, the upstream pool and the
-reasoning memory. The HTTP server and `dragoman say` both drive one of these."""
+"""The gateway as a library object: config, providers, routing, the upstream pool, the reasoning
+memory and the sinks that see every finished request. The HTTP server and `dragoman say` both drive
+one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
 from dragoman.transport.upstream import Upstream
+from dragoman.trip.outcome import Sinks
 
 
 @dataclass
@@ -20,6 +22,7 @@ class Gateway:
     router: Router
     reasoning: ReasoningStore
     upstream: Upstream = field(default_factory=Upstream)
+    sinks: Sinks = field(default_factory=Sinks)
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
@@ -38,12 +41,22 @@ class Gateway:
         router = Router(providers, config.aliases, default)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
-        return cls(config=config, providers=providers, router=router, reasoning=store)
+        gw = cls(config=config, providers=providers, router=router, reasoning=store)
+        from dragoman.observe import sinks
+
+        gw.sinks = sinks.build(gw)
+        return gw
+
+    async def start(self) -> None:
+        """Open what needs the event loop (stores, writers)."""
+        await self.sinks.start()
 
     @property
     def max_body(self) -> int:
         return self.config.server.max_body_bytes
 
     async def close(self) -> None:
+        """Flush the sinks (every queued record is written), then drop connections."""
+        await self.sinks.close()
         await self.upstream.close()
         await self.reasoning.close()

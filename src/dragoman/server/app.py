@@ -46,6 +46,7 @@ async def start(
     gw: Gateway, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None
 ) -> tuple[web.AppRunner, int]:
     """Start serving in the running loop; returns the runner and the bound port."""
+    await gw.start()
     runner = web.AppRunner(make_app(gw), access_log=None, handler_cancellation=True)
     await runner.setup()
     site: web.BaseSite

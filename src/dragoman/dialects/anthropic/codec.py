@@ -63,6 +63,8 @@ from dragoman.dialects.anthropic.stream import (
     usage_from_wire,
     usage_to_wire,
 )
+from dragoman.dialects.anthropic.tally import AnthropicStreamTap, summarize
+from dragoman.dialects.base import Codec, EncodeContext, Tally
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, for_upstream_status, redact
 
 DEFAULT_MAX_TOKENS = 4096
@@ -178,9 +180,15 @@ def _reconcile_thinking(body: dict[str, Any]) -> None:
 # ---- the codec ----------------------------------------------------------------------------------
 
 
+ANTHROPIC_VERSION = "2023-06-01"
+PLAIN_CONTEXT = EncodeContext()
+
+
 class AnthropicCodec:
     name = "anthropic"
     framing = "sse"
+    path = "/v1/messages"
+    stream_content_type = "text/event-stream; charset=utf-8"
 
     # -- requests --
 
@@ -421,7 +429,7 @@ class AnthropicCodec:
             extra={"anthropic": extra} if extra else None,
         )
 
-    def encode_response(self, response: Response) -> dict[str, Any]:
+    def encode_response(self, response: Response, context: EncodeContext | None = None) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         for part in response.content:
             if isinstance(part, ToolResult):
@@ -459,8 +467,49 @@ class AnthropicCodec:
     def stream_decoder(self) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder()
 
-    def stream_encoder(self, *, include_usage: bool = False) -> AnthropicStreamEncoder:
+    def stream_encoder(
+        self, *, include_usage: bool = False, context: EncodeContext | None = None
+    ) -> AnthropicStreamEncoder:
         return AnthropicStreamEncoder(include_usage=include_usage)
+
+    def stream_tap(self) -> AnthropicStreamTap:
+        return AnthropicStreamTap()
+
+    def summarize(self, body: bytes) -> Tally:
+        return summarize(body)
+
+    # -- what the trip asks of the dialect --
+
+    def request_headers(self, stream: bool) -> dict[str, str]:
+        return {"accept": "text/event-stream" if stream else "application/json", "anthropic-version": ANTHROPIC_VERSION}
+
+    def forward_headers(self) -> tuple[str, ...]:
+        return ("anthropic-beta",)
+
+    def thinking_of(self, body: dict[str, Any]) -> Thinking | None:
+        t = body.get("thinking")
+        if not isinstance(t, dict):
+            return None
+        kind = t.get("type")
+        if kind == "disabled":
+            return Thinking(enabled=False)
+        if kind not in ("enabled", "adaptive"):
+            return None
+        budget = t.get("budget_tokens")
+        oc = body.get("output_config")
+        effort = oc.get("effort") if isinstance(oc, dict) else None
+        return Thinking(
+            enabled=True,
+            budget_tokens=budget if isinstance(budget, int) else None,
+            adaptive=kind == "adaptive",
+            effort=effort if isinstance(effort, str) else None,
+        )
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        return False  # every Anthropic stream reports usage
+
+    def reply_context(self, body: dict[str, Any]) -> EncodeContext:
+        return PLAIN_CONTEXT
 
     # -- errors --
 
@@ -494,4 +543,4 @@ class AnthropicCodec:
         return fragments  # this dialect streams no reasoning details
 
 
-CODEC = AnthropicCodec()
+CODEC: Codec = AnthropicCodec()

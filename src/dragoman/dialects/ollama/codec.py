@@ -27,8 +27,9 @@ from typing import Any
 import msgspec
 
 from dragoman import canonical as c
-from dragoman.dialects.base import Codec, StreamDecoder, StreamEncoder
+from dragoman.dialects.base import Codec, EncodeContext, StreamDecoder, StreamEncoder, Tally
 from dragoman.dialects.ollama.stream import OllamaStreamDecoder, OllamaStreamEncoder
+from dragoman.dialects.ollama.tally import OllamaStreamTap, summarize
 from dragoman.dialects.ollama.wire import (
     GEN,
     decode_tool_call,
@@ -417,23 +418,57 @@ def decode_error(status: int, body: bytes) -> GatewayError:
     return error_from(status, {"error": text})
 
 
+PLAIN_CONTEXT = EncodeContext()
+
+
 class OllamaCodec:
     name = "ollama"
     framing = "ndjson"
+    path = "/api/chat"
+    stream_content_type = "application/x-ndjson"
     decode_request = staticmethod(decode_request)
     encode_request = staticmethod(encode_request)
     decode_response = staticmethod(decode_response)
-    encode_response = staticmethod(encode_response)
+
+    def encode_response(self, response: c.Response, context: EncodeContext | None = None) -> dict[str, Any]:
+        return encode_response(response)
+
     decode_error = staticmethod(decode_error)
 
     def stream_decoder(self) -> StreamDecoder:
         return OllamaStreamDecoder()
 
-    def stream_encoder(self, *, include_usage: bool = False) -> StreamEncoder:
+    def stream_encoder(self, *, include_usage: bool = False, context: EncodeContext | None = None) -> StreamEncoder:
         return OllamaStreamEncoder()  # Ollama always reports the counts on its done line
 
     def encode_error(self, error: GatewayError) -> dict[str, Any]:
         return {"error": error.message}
+
+    def stream_tap(self) -> OllamaStreamTap:
+        return OllamaStreamTap()
+
+    def summarize(self, body: bytes) -> Tally:
+        return summarize(body)
+
+    def request_headers(self, stream: bool) -> dict[str, str]:
+        return {"accept": "application/x-ndjson" if stream else "application/json"}
+
+    def forward_headers(self) -> tuple[str, ...]:
+        return ()
+
+    def thinking_of(self, body: dict[str, Any]) -> c.Thinking | None:
+        think = body.get("think")
+        if isinstance(think, bool):
+            return c.Thinking(enabled=think)
+        if isinstance(think, str):
+            return c.Thinking(enabled=True, effort=think)
+        return None
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        return False  # the done line always carries the counts
+
+    def reply_context(self, body: dict[str, Any]) -> EncodeContext:
+        return PLAIN_CONTEXT
 
     def merge_details(self, fragments: list[Any]) -> list[Any]:
         return fragments  # this dialect streams no reasoning details

@@ -43,6 +43,7 @@ from typing import Any
 import msgspec
 
 from dragoman.canonical import Request, Response, ResponseFormat, Thinking, ToolChoice, ToolSpec, Usage
+from dragoman.dialects.base import Codec, EncodeContext, Tally
 from dragoman.dialects.openai.messages import (
     assistant_message,
     assistant_parts,
@@ -67,9 +68,12 @@ from dragoman.dialects.openai.stream import (
     usage_from_openai,
     usage_to_openai,
 )
+from dragoman.dialects.openai.tally import OpenAIStreamTap, summarize
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, UpstreamError, for_upstream_status, redact
 
 _json = msgspec.json.Decoder()
+PLAIN_CONTEXT = EncodeContext()
+USAGE_CONTEXT = EncodeContext(include_usage=True)
 
 # Codec hints kept in Request.extra["openai"] (never sent): what a same-dialect trip restores.
 RF_DESCRIPTION = "_json_schema_description"  # json_schema.description (no canonical field)
@@ -231,6 +235,8 @@ def encode_tool(t: ToolSpec) -> dict[str, Any]:
 class OpenAICodec:
     name = "openai"
     framing = "sse"
+    path = "/chat/completions"
+    stream_content_type = "text/event-stream; charset=utf-8"
 
     def decode_request(self, body: dict[str, Any]) -> Request:
         if not isinstance(body, dict):
@@ -364,7 +370,7 @@ class OpenAICodec:
             extra=wrap_extra(without(body, _RESP_KNOWN)),
         )
 
-    def encode_response(self, response: Response) -> dict[str, Any]:
+    def encode_response(self, response: Response, context: EncodeContext | None = None) -> dict[str, Any]:
         own = own_extra(response.extra)
         created = own.get("created")
         body: dict[str, Any] = {
@@ -390,8 +396,42 @@ class OpenAICodec:
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder()
 
-    def stream_encoder(self, *, include_usage: bool = False) -> OpenAIStreamEncoder:
-        return OpenAIStreamEncoder(include_usage)
+    def stream_encoder(
+        self, *, include_usage: bool = False, context: EncodeContext | None = None
+    ) -> OpenAIStreamEncoder:
+        return OpenAIStreamEncoder(include_usage or (context is not None and context.include_usage))
+
+    def stream_tap(self) -> OpenAIStreamTap:
+        return OpenAIStreamTap()
+
+    def summarize(self, body: bytes) -> Tally:
+        return summarize(body)
+
+    def request_headers(self, stream: bool) -> dict[str, str]:
+        return {"accept": "text/event-stream" if stream else "application/json"}
+
+    def forward_headers(self) -> tuple[str, ...]:
+        return ()
+
+    def thinking_of(self, body: dict[str, Any]) -> Thinking | None:
+        native = body.get("thinking")  # Moonshot's and DeepSeek's own toggle
+        if isinstance(native, dict) and native.get("type") in ("enabled", "disabled"):
+            return Thinking(enabled=native["type"] == "enabled")
+        effort = body.get("reasoning_effort")
+        if isinstance(effort, str):
+            return Thinking(enabled=effort != "none", effort=effort)
+        return None
+
+    def ask_stream_usage(self, body: dict[str, Any]) -> bool:
+        opts = body.get("stream_options")
+        if isinstance(opts, dict) and opts.get("include_usage") is True:
+            return False
+        body["stream_options"] = {**opts, "include_usage": True} if isinstance(opts, dict) else {"include_usage": True}
+        return True
+
+    def reply_context(self, body: dict[str, Any]) -> EncodeContext:
+        opts = body.get("stream_options")
+        return USAGE_CONTEXT if isinstance(opts, dict) and opts.get("include_usage") is True else PLAIN_CONTEXT
 
     def decode_error(self, status: int, body: bytes) -> GatewayError:
         cls = for_upstream_status(status)
@@ -426,4 +466,4 @@ class OpenAICodec:
         return merge_reasoning_details(fragments)
 
 
-CODEC = OpenAICodec()
+CODEC: Codec = OpenAICodec()

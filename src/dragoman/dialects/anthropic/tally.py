@@ -1,0 +1,103 @@
+"""Reading a same-dialect Anthropic reply without translating it: usage, stop reason and tool calls of
+a message body (one partial decode), and of an event stream (byte scans per chunk; `message_start`
+from the head, the last `message_delta` from the tail)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from dragoman.canonical import Usage, merge_usage
+from dragoman.dialects.anthropic.stream import stop_reason, usage_from_wire
+from dragoman.dialects.base import Tally
+from dragoman.dialects.tap import ByteTap
+from dragoman.transport.framing import SSEParser
+
+END_MARKERS = (b"message_stop", b"event: error", b'"type":"error"', b'"type": "error"')
+TOOL_MARKERS = (b'"type":"tool_use"', b'"type": "tool_use"')
+
+
+class _Block(msgspec.Struct):
+    type: Any = None
+
+
+class _Body(msgspec.Struct):
+    type: Any = None
+    usage: Any = None
+    stop_reason: Any = None
+    content: list[_Block] | None = None
+    error: Any = None
+
+
+_body = msgspec.json.Decoder(_Body)
+_any = msgspec.json.Decoder()
+
+
+def summarize(raw: bytes) -> Tally:
+    """Raises msgspec.DecodeError when the body is not JSON (a 200 the client could not parse)."""
+    try:
+        body = _body.decode(raw)
+    except msgspec.ValidationError:
+        return Tally()
+    if body.type == "error" or (body.error is not None and body.content is None):
+        err = body.error
+        message = err.get("message") if isinstance(err, dict) else err
+        return Tally(error=message if isinstance(message, str) else "upstream error")
+    return Tally(
+        usage=usage_from_wire(body.usage) if isinstance(body.usage, dict) else None,
+        stop_reason=stop_reason(body.stop_reason),
+        tool_calls=sum(1 for b in body.content or () if b.type == "tool_use"),
+    )
+
+
+def _events(data: bytes) -> list[Any]:
+    parser = SSEParser()
+    frames = parser.feed(data)
+    frames.extend(parser.close())
+    out = []
+    for frame in frames:
+        try:
+            obj = _any.decode(frame.data)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+class AnthropicStreamTap:
+    __slots__ = ("_bytes",)
+
+    def __init__(self) -> None:
+        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
+
+    def feed(self, chunk: bytes) -> None:
+        self._bytes.feed(chunk)
+
+    def finish(self) -> Tally:
+        tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
+        usage: Usage | None = None
+        for obj in _events(self._bytes.head()):
+            if obj.get("type") == "message_start":
+                msg = obj.get("message")
+                if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
+                    usage = usage_from_wire(msg["usage"])
+                break
+        last: Usage | None = None
+        for obj in _events(self._bytes.tail()):
+            kind = obj.get("type")
+            if kind == "message_delta":
+                delta = obj.get("delta")
+                if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                    tally.stop_reason = stop_reason(delta["stop_reason"])
+                if isinstance(obj.get("usage"), dict):
+                    last = usage_from_wire(obj["usage"])  # cumulative: the last one counts
+            elif kind == "error":
+                err = obj.get("error")
+                message = err.get("message") if isinstance(err, dict) else None
+                tally.error = message if isinstance(message, str) else "upstream stream error"
+        if last is not None:
+            usage = last if usage is None else merge_usage(usage, last)
+        tally.usage = usage
+        return tally

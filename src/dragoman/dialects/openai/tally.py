@@ -1,0 +1,106 @@
+"""Reading a same-dialect OpenAI reply without translating it: usage, finish reason and tool calls of
+a chat.completion body (one partial decode), and of a chunk stream (byte scans per chunk; the usage
+and finish chunks, which come last, are decoded at the end)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from dragoman.canonical import Usage, merge_usage
+from dragoman.dialects.base import Tally
+from dragoman.dialects.openai.stream import error_from_payload, stop_from_openai, usage_from_openai
+from dragoman.dialects.tap import ByteTap
+from dragoman.transport.framing import SSEParser
+
+END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
+# a tool call's first delta names its type once; later fragments carry only arguments
+TOOL_MARKERS = (b'"type":"function"', b'"type": "function"')
+
+
+class _Message(msgspec.Struct):
+    tool_calls: Any = None
+
+
+class _Choice(msgspec.Struct):
+    finish_reason: Any = None
+    message: _Message | None = None
+    usage: Any = None  # Moonshot
+
+
+class _Body(msgspec.Struct):
+    usage: Any = None
+    choices: list[_Choice] | None = None
+    error: Any = None
+
+
+_body = msgspec.json.Decoder(_Body)
+_any = msgspec.json.Decoder()
+
+
+def summarize(raw: bytes) -> Tally:
+    """Raises msgspec.DecodeError when the body is not JSON (a 200 the client could not parse)."""
+    try:
+        body = _body.decode(raw)
+    except msgspec.ValidationError:
+        return Tally()  # JSON, but not shaped like a chat.completion: nothing to read
+    tally = Tally()
+    if isinstance(body.usage, dict):
+        tally.usage = usage_from_openai(body.usage)
+    choice = body.choices[0] if body.choices else None
+    if choice is not None:
+        if isinstance(choice.usage, dict):
+            tally.usage = usage_from_openai(choice.usage)
+        if isinstance(choice.finish_reason, str):
+            tally.stop_reason = stop_from_openai(choice.finish_reason)
+        calls = choice.message.tool_calls if choice.message is not None else None
+        tally.tool_calls = len(calls) if isinstance(calls, list) else 0
+    elif body.error is not None:
+        err = error_from_payload({"error": body.error})
+        tally.error = err.message if err is not None else "upstream error"
+    return tally
+
+
+class OpenAIStreamTap:
+    __slots__ = ("_bytes",)
+
+    def __init__(self) -> None:
+        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
+
+    def feed(self, chunk: bytes) -> None:
+        self._bytes.feed(chunk)
+
+    def finish(self) -> Tally:
+        tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
+        usage: Usage | None = None
+        parser = SSEParser()
+        frames = parser.feed(self._bytes.tail())
+        frames.extend(parser.close())
+        for frame in frames:
+            data = frame.data
+            if not (b'"usage"' in data or b'"finish_reason"' in data or b'"error"' in data):
+                continue
+            try:
+                obj = _any.decode(data)
+            except msgspec.DecodeError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            err = error_from_payload(obj)
+            if err is not None:
+                tally.error = err.message
+                continue
+            reports = [obj.get("usage")]
+            for choice in obj.get("choices") or ():
+                if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                    reports.append(choice.get("usage"))
+                    finish = choice.get("finish_reason")
+                    if isinstance(finish, str) and finish:
+                        tally.stop_reason = stop_from_openai(finish)
+            for report in reports:
+                if isinstance(report, dict):
+                    new = usage_from_openai(report)
+                    usage = new if usage is None else merge_usage(usage, new)
+        tally.usage = usage
+        return tally
