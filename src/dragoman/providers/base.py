@@ -77,6 +77,16 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """What the catalog knows of one model. Behaviour keys on these, never on the model's name."""
+
+    context_window: int | None = None  # tokens of input + output it takes
+    max_output: int | None = None
+    reasoning: bool | None = None  # accepts reasoning controls (effort, thinking); None: not known
+    dialect: str | None = None  # served only in this wire format (e.g. "responses")
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     id: str
     title: str
@@ -87,6 +97,7 @@ class ProviderSpec:
     regions: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     models: tuple[str, ...] = ()
+    model_info: Mapping[str, ModelInfo] = field(default_factory=dict)  # by model id, where known
     default_model: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)  # legacy id -> id sent on the wire
     # a model-name suffix that selects this provider without a prefix (Ollama Cloud's `:cloud`)
@@ -127,6 +138,9 @@ class Provider:
     @property
     def available(self) -> bool:
         return bool(self.api_key) or not self.needs_key
+
+    def info(self, model: str) -> ModelInfo | None:
+        return self.spec.model_info.get(model)
 
     def wire_model(self, model: str) -> str:
         """The model id to send: aliases resolved, the provider's default for an empty name."""
