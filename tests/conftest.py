@@ -173,7 +173,9 @@ def chat_completion(content: str = "ok") -> bytes:
 def providers_at(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
     """A config with one custom provider per dialect, all pointing at the fake upstream."""
     cfg: dict[str, Any] = {
-        "server": {"default_provider": "up-openai"},
+        # one attempt per request: these tests are about what one upstream answer becomes
+        # (retries and fallbacks have their own tests, which configure them)
+        "server": {"default_provider": "up-openai", "retries": 0},
         "providers": {
             "up-openai": {"dialect": "openai", "base_url": upstream.url + "/v1", "api_key": "sk-up-openai-secret"},
             "up-anthropic": {"dialect": "anthropic", "base_url": upstream.url, "api_key": "sk-ant-up-secret"},

@@ -61,7 +61,12 @@ async def test_openai_stream_bytes_are_identical(upstream: FakeUpstream, gateway
         ClientSession() as s,
         s.post(
             gw.openai_url + "/chat/completions",
-            json={"model": "up-openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            json={
+                "model": "up-openai/gpt-4o",
+                "stream": True,
+                "stream_options": {"include_usage": True},  # as when the stream was recorded
+                "messages": [{"role": "user", "content": "x"}],
+            },
             headers={"accept": "application/json"},  # streaming is decided by the body, never by Accept
         ) as r,
     ):

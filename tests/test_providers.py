@@ -137,11 +137,12 @@ ANT_OK = ant_message([{"type": "text", "text": "ok"}])
 
 
 def config(pid: str, upstream: FakeUpstream, path: str = "", key: str | None = "sk-test-key", **table: Any) -> dict:
-    """A gateway config with the built-in `pid` pointed at the fake upstream."""
+    """A gateway config with the built-in `pid` pointed at the fake upstream, one attempt per request
+    (these tests are about what one provider answer becomes)."""
     entry: dict[str, Any] = {"base_url": upstream.url + path, **table}
     if key is not None:
         entry["api_key"] = key
-    return {"providers": {pid: entry}}
+    return {"server": {"retries": 0}, "providers": {pid: entry}}
 
 
 def oai(gw: RunningGateway, retries: int = 0) -> openai.AsyncOpenAI:

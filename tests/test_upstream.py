@@ -14,7 +14,6 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,8 +33,9 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
 
 
-def provider(timeout: float = 5.0, connect_timeout: float = 5.0) -> Any:
-    return SimpleNamespace(id="fake", timeout=timeout, connect_timeout=connect_timeout)
+def provider(timeout: float = 5.0, connect_timeout: float = 5.0) -> dict[str, float]:
+    """The timeouts `send` takes."""
+    return {"connect_timeout": connect_timeout, "first_byte_timeout": timeout, "read_timeout": timeout}
 
 
 @dataclass
@@ -145,7 +145,7 @@ async def keep_alive(peer: Peer) -> None:
 
 
 async def send(up: Upstream, url: str, body: bytes | None = b"{}", **kw: Any) -> UpstreamResponse:
-    return await up.send(provider(**kw), "POST", url, {"content-type": "application/json"}, body)
+    return await up.send("POST", url, {"content-type": "application/json"}, body, **provider(**kw))
 
 
 # --- pooling and framing ---------------------------------------------------------------------------
@@ -162,14 +162,14 @@ async def test_keep_alive_reuses_one_connection(serve, up: Upstream):
 
 async def test_request_wire_format(serve, up: Upstream):
     s = await serve(keep_alive)
-    resp = await up.send(provider(), "POST", s.url + "/p", {"Authorization": "Bearer k", "x-a": "1"}, b'{"a":1}')
+    resp = await up.send("POST", s.url + "/p", {"Authorization": "Bearer k", "x-a": "1"}, b'{"a":1}', **provider())
     await resp.read()
     req = s.requests[0]
     assert req.method == "POST" and req.path == "/p" and req.body == b'{"a":1}'
     assert req.headers["host"] == s.url.removeprefix("http://")
     assert req.headers["content-length"] == "7" and req.headers["authorization"] == "Bearer k"
     assert req.headers["x-a"] == "1" and "accept-encoding" not in req.headers
-    resp = await up.send(provider(), "GET", s.url, {"user-agent": "me/1"}, None)
+    resp = await up.send("GET", s.url, {"user-agent": "me/1"}, None, **provider())
     await resp.read()
     assert s.requests[1].path == "/" and "content-length" not in s.requests[1].headers
     assert s.requests[1].headers["user-agent"] == "me/1"
@@ -178,7 +178,7 @@ async def test_request_wire_format(serve, up: Upstream):
 async def test_header_injection_is_refused(serve, up: Upstream):
     s = await serve(keep_alive)
     with pytest.raises(UpstreamError):
-        await up.send(provider(), "POST", s.url, {"x-a": "1\r\nx-evil: 2"}, b"")
+        await up.send("POST", s.url, {"x-a": "1\r\nx-evil: 2"}, b"", **provider())
     assert s.requests == []
 
 
@@ -364,7 +364,7 @@ async def test_refused_is_502_unreachable(up: Upstream):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         with pytest.raises(UpstreamError, match="unreachable") as err:
-            await up.send(provider(), "POST", f"http://127.0.0.1:{port}/", {"authorization": "sk-secret"}, b"")
+            await up.send("POST", f"http://127.0.0.1:{port}/", {"authorization": "sk-secret"}, b"", **provider())
     assert err.value.status == 502 and "sk-secret" not in err.value.message
 
 

@@ -3,6 +3,7 @@
     [server]                 host, port, default_provider, max_body_bytes, workers, log_level
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
+    [routes.<name>]          targets = ["<provider>/<model>", ...], strategy, weights
 
 Lookup order: --config, $DRAGOMAN_CONFIG, ./dragoman.toml, the user config dir. With no file at
 all every built-in provider whose key variable is set is enabled. A bad file raises `ConfigError`
@@ -44,6 +45,23 @@ class ServerConfig:
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[str] = field(default_factory=list)
+    retries: int = 2  # extra attempts on the same target, before the client has any byte
+    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, with jitter
+    retry_backoff_max: float = 8.0
+    retry_after_max: float = 10.0  # an upstream's longer retry-after goes back to the client (or to a fallback)
+    shutdown_grace: float = 30.0  # seconds SIGTERM waits for in-flight requests
+
+
+STRATEGIES = ("fallback", "weighted", "least-busy")
+
+
+@dataclass
+class RouteConfig:
+    """A model name clients may send, with several targets tried by `strategy`."""
+
+    targets: list[str]
+    strategy: str = "fallback"
+    weights: list[float] | None = None
 
 
 @dataclass
@@ -52,6 +70,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, RouteConfig] = field(default_factory=dict)
     env_files: list[Path] = field(default_factory=list)
 
     def env(self, name: str) -> str | None:
@@ -77,12 +96,18 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "reasoning_store": str,
     "reasoning_ttl": int,
     "api_keys": list,
+    "retries": int,
+    "retry_backoff": (int, float),
+    "retry_backoff_max": (int, float),
+    "retry_after_max": (int, float),
+    "shutdown_grace": (int, float),
 }
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
 PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
     "base_url": str,
     "api_key": str,
+    "api_keys": list,
     "api_key_env": str,
     "region": str,
     "dialect": str,
@@ -93,6 +118,9 @@ PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_tokens_default": int,
     "timeout": (int, float),
     "connect_timeout": (int, float),
+    "first_byte_timeout": (int, float),
+    "cooldown": (int, float),
+    "cooldown_after": int,
     "enabled": bool,
     "title": str,
 }
@@ -139,8 +167,8 @@ def load(explicit: str | None = None) -> Config:
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg = Config(path=path, env_files=_env_files(path))
     for key in data:
-        if key not in ("server", "providers", "aliases"):
-            raise ConfigError(path, key, "unknown section (expected server, providers, aliases)")
+        if key not in ("server", "providers", "aliases", "routes"):
+            raise ConfigError(path, key, "unknown section (expected server, providers, aliases, routes)")
 
     server = _table(data, "server", path)
     for key, value in server.items():
@@ -161,6 +189,11 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
     if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
         raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
+    if cfg.server.retries < 0:
+        raise ConfigError(path, "server.retries", "must be 0 or more")
+    for key in ("retry_backoff", "retry_backoff_max", "retry_after_max", "shutdown_grace"):
+        if getattr(cfg.server, key) < 0:
+            raise ConfigError(path, f"server.{key}", "must be 0 or more seconds")
 
     for pid, table in _table(data, "providers", path).items():
         if not isinstance(table, dict):
@@ -171,7 +204,42 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(target, str) or "/" not in target:
             raise ConfigError(path, f"aliases.{name}", 'must be a string "<provider>/<model>"')
         cfg.aliases[name] = target
+
+    for name, table in _table(data, "routes", path).items():
+        cfg.routes[name] = _route(table, f"routes.{name}", path)
+        if name in cfg.aliases:
+            raise ConfigError(path, f"routes.{name}", "is also an alias; a name is one or the other")
     return cfg
+
+
+def _route(table: Any, key: str, path: Path | None) -> RouteConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(path, key, "must be a table with `targets`")
+    for k in table:
+        if k not in ("targets", "strategy", "weights"):
+            raise ConfigError(path, f"{key}.{k}", "unknown key (expected targets, strategy, weights)")
+    targets = table.get("targets")
+    if not isinstance(targets, list) or not targets:
+        raise ConfigError(path, f"{key}.targets", 'must be a non-empty list of "<provider>/<model>"')
+    for i, target in enumerate(targets):
+        if not isinstance(target, str) or "/" not in target:
+            raise ConfigError(path, f"{key}.targets[{i}]", 'must be a string "<provider>/<model>"')
+    strategy = table.get("strategy", "fallback")
+    if strategy not in STRATEGIES:
+        raise ConfigError(path, f"{key}.strategy", f"{strategy!r}: one of {', '.join(STRATEGIES)}")
+    weights = table.get("weights")
+    if weights is not None:
+        if not isinstance(weights, list) or len(weights) != len(targets):
+            raise ConfigError(path, f"{key}.weights", f"must be a list of {len(targets)} numbers, one per target")
+        if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights):
+            raise ConfigError(path, f"{key}.weights", "must be numbers of 0 or more")
+        if not any(weights):
+            raise ConfigError(path, f"{key}.weights", "at least one weight must be above 0")
+    elif strategy == "weighted":
+        raise ConfigError(path, f"{key}.weights", "required with strategy = 'weighted'")
+    return RouteConfig(
+        targets=list(targets), strategy=strategy, weights=[float(w) for w in weights] if weights else None
+    )
 
 
 def _table(data: dict[str, Any], name: str, path: Path | None) -> dict[str, Any]:

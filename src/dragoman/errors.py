@@ -188,6 +188,20 @@ def for_anthropic_type(name: str) -> type[GatewayError]:
     return _BY_ANTHROPIC_TYPE.get(name, UpstreamError)
 
 
+# How providers say a request is longer than the model takes (OpenAI and the compatible servers,
+# Anthropic, Moonshot, DeepSeek, Ollama): a request to fall back to a model with a larger window.
+_OVERFLOW = re.compile(
+    r"(?i)context[_ ]length|context (window|limit)|maximum context|prompt is too long|"
+    r"exceeded model token limit|too many (input )?tokens|input is too long"
+)
+
+
+def is_context_overflow(error: GatewayError) -> bool:
+    if error.status not in (400, 413, 422):
+        return False
+    return error.code == "context_length_exceeded" or bool(_OVERFLOW.search(error.message))
+
+
 # Long tokens shaped like API keys: sk-..., sk-ant-..., sk-kimi-..., Bearer xxx, key=xxx.
 _SECRET = re.compile(
     r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}|\b(sk|pk|rk)-[A-Za-z0-9_\-]{6,}|(api[_-]?key[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"

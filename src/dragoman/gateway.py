@@ -5,6 +5,7 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
@@ -12,7 +13,11 @@ from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
 from dragoman.transport.upstream import Upstream
+from dragoman.trip.health import Health
 from dragoman.trip.outcome import Sinks
+
+if TYPE_CHECKING:
+    from dragoman.trip.plan import Trip
 
 
 @dataclass
@@ -23,6 +28,10 @@ class Gateway:
     reasoning: ReasoningStore
     upstream: Upstream = field(default_factory=Upstream)
     sinks: Sinks = field(default_factory=Sinks)
+    health: Health = field(default_factory=Health)  # cooldowns, failures, in-flight per target
+    prices: Any = None  # prices the usage of an outcome (None: costs unknown)
+    inflight: set[Trip] = field(default_factory=set)  # trips under way, for the drain
+    draining: bool = False  # shutting down: new trips are refused
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
@@ -38,7 +47,14 @@ class Gateway:
             pid = target.partition("/")[0]
             if pid not in providers:
                 raise ConfigError(config.path, f"aliases.{name}", f"{target!r}: no provider named {pid!r}")
-        router = Router(providers, config.aliases, default)
+        for name, route in config.routes.items():
+            for i, target in enumerate(route.targets):
+                pid = target.partition("/")[0]
+                if pid not in providers:
+                    raise ConfigError(
+                        config.path, f"routes.{name}.targets[{i}]", f"{target!r}: no provider named {pid!r}"
+                    )
+        router = Router(providers, config.aliases, default, config.routes)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
         gw = cls(config=config, providers=providers, router=router, reasoning=store)

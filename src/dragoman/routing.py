@@ -2,6 +2,7 @@
 
     model                         provider            model on the wire
     ----------------------------  ------------------  -------------------------------------------
+    a [routes] key                each of its targets (each by the rules below; tried by strategy)
     an [aliases] key              the alias target    (then the rules below, once)
     <provider-id>/<model>         <provider-id>       <model>, with the provider's own aliases
     <model><suffix>               the provider whose  <model> (`:cloud` selects ollama_cloud; the
@@ -17,21 +18,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dragoman.config import RouteConfig
 from dragoman.errors import InvalidRequest, ProviderNotConfigured, UnknownProvider
 from dragoman.providers.base import Provider
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class Target:
+    """One provider and the model sent to it."""
+
     provider: Provider
     model: str  # as sent upstream
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.id}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
     requested: str  # as the client named it
+    targets: tuple[Target, ...]  # at least one
+    name: str | None = None  # the [routes] or [aliases] entry the name matched
+    strategy: str = "fallback"
+    weights: tuple[float, ...] | None = None
+
+    @property
+    def provider(self) -> Provider:
+        return self.targets[0].provider
+
+    @property
+    def model(self) -> str:
+        return self.targets[0].model
 
 
 class Router:
-    def __init__(self, providers: dict[str, Provider], aliases: dict[str, str], default_provider: str) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        aliases: dict[str, str],
+        default_provider: str,
+        routes: dict[str, RouteConfig] | None = None,
+    ) -> None:
         self.providers = providers
         self.aliases = aliases
+        self.routes = routes or {}
         self.default_provider = default_provider
         self._cache: dict[str, Route] = {}
         # declared model names that contain a slash route to their provider without a prefix
@@ -54,7 +85,39 @@ class Router:
     def _resolve(self, requested: str) -> Route:
         if not requested:
             raise InvalidRequest("`model` must be a non-empty string", param="model")
-        name = self.aliases.get(requested, requested)
+        route = self.routes.get(requested)
+        if route is not None:
+            return self._multi(requested, route)
+        alias = self.aliases.get(requested)
+        target = self._target(requested, alias or requested)
+        return Route(requested=requested, targets=(target,), name=requested if alias else None)
+
+    def _multi(self, requested: str, config: RouteConfig) -> Route:
+        """A route's targets whose providers can be reached; the others are skipped (their absence is
+        reported only when none is left)."""
+        targets: list[Target] = []
+        weights: list[float] = []
+        problem: Exception | None = None
+        for i, name in enumerate(config.targets):
+            try:
+                targets.append(self._target(requested, name))
+            except ProviderNotConfigured as exc:
+                problem = exc
+                continue
+            if config.weights:
+                weights.append(config.weights[i])
+        if not targets:
+            assert problem is not None
+            raise problem
+        return Route(
+            requested=requested,
+            targets=tuple(targets),
+            name=requested,
+            strategy=config.strategy,
+            weights=tuple(weights) if weights else None,
+        )
+
+    def _target(self, requested: str, name: str) -> Target:
         pid, model = self._split(name)
         provider = self.providers.get(pid)
         if provider is None:
@@ -69,7 +132,7 @@ class Router:
                 f" Configured providers: {self._listing()}",
                 param="model",
             )
-        return Route(provider=provider, model=provider.wire_model(model), requested=requested)
+        return Target(provider=provider, model=provider.wire_model(model))
 
     def _split(self, name: str) -> tuple[str, str]:
         prefix, slash, rest = name.partition("/")

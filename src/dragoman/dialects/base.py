@@ -92,6 +92,18 @@ class Codec(Protocol):
     framing: str  # "sse" | "ndjson"
     path: str  # what its SDKs append to a base_url ("/chat/completions", "/v1/messages"...)
     stream_content_type: str  # the content type of its streams
+    # its clients send back signed reasoning as they got it (Anthropic's thinking blocks), so the
+    # gateway need not remember it for them
+    keeps_signed_reasoning: bool
+
+    def check_body(self, body: dict[str, Any]) -> None:
+        """The cheap checks a same-dialect trip relies on (the conversation field is there); raises
+        `InvalidRequest`. A translated trip's full decode checks the rest."""
+        ...
+
+    def default_max_tokens(self, body: dict[str, Any], tokens: int) -> None:
+        """Give a wire body the provider's default output limit where the dialect requires one."""
+        ...
 
     def decode_request(self, body: dict[str, Any]) -> Request:
         """Raises `InvalidRequest` naming the field for a body of the wrong shape."""

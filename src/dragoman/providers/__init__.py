@@ -107,6 +107,11 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
             raise ConfigError(path, f"providers.{spec.id}.region", f"unknown region {region!r} (regions: {valid})")
         base_url = spec.regions[region]
     base_url = str(table.get("base_url", base_url)).rstrip("/")
+    for key in ("timeout", "connect_timeout", "first_byte_timeout", "cooldown"):
+        if key in table and table[key] < 0:
+            raise ConfigError(path, f"providers.{spec.id}.{key}", "must be 0 or more seconds")
+    if table.get("cooldown_after", 1) < 1:
+        raise ConfigError(path, f"providers.{spec.id}.cooldown_after", "must be at least 1")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(path, f"providers.{spec.id}.base_url", f"must be an http(s) URL, got {base_url!r}")
     dialect = table.get("dialect", spec.dialect)
@@ -114,7 +119,15 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         raise ConfigError(path, f"providers.{spec.id}.dialect", f"one of {', '.join(DIALECTS)}")
 
     key_env = table.get("api_key_env", spec.key_env)
-    api_key = table.get("api_key") or (config.env(key_env) if key_env else None)
+    keys = table.get("api_keys")
+    if keys is not None and not all(isinstance(k, str) and k for k in keys):
+        raise ConfigError(path, f"providers.{spec.id}.api_keys", "must be a list of non-empty strings")
+    if keys and table.get("api_key"):
+        raise ConfigError(path, f"providers.{spec.id}.api_keys", "give api_key or api_keys, not both")
+    api_keys = list(keys or ())
+    if not api_keys:
+        single = table.get("api_key") or (config.env(key_env) if key_env else None)
+        api_keys = [single] if single else []
 
     headers = {k.lower(): v for k, v in spec.headers.items()}
     headers.update({k.lower(): v for k, v in table.get("headers", {}).items()})
@@ -135,7 +148,8 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
     return Provider(
         spec=spec,
         base_url=base_url,
-        api_key=api_key,
+        api_key=api_keys[0] if api_keys else None,
+        api_keys=api_keys,
         headers=headers,
         options=options,
         models=models,
@@ -143,6 +157,9 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         dialect=dialect,
         timeout=float(table.get("timeout", 600.0)),
         connect_timeout=float(table.get("connect_timeout", 10.0)),
+        first_byte_timeout=float(table.get("first_byte_timeout", 120.0)),
+        cooldown=float(table.get("cooldown", 30.0)),
+        cooldown_after=int(table.get("cooldown_after", 3)),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from dragoman import dialects
 from dragoman.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -22,13 +23,6 @@ Dialect = Literal["openai", "anthropic", "ollama"]
 Auth = Literal["bearer", "x-api-key", "none"]
 
 log = logging.getLogger("dragoman.providers")
-
-# The path each dialect's SDK appends to its base_url.
-DIALECT_PATHS: dict[str, str] = {
-    "openai": "/chat/completions",
-    "anthropic": "/v1/messages",
-    "ollama": "/api/chat",
-}
 
 # Capabilities a spec may declare. Behaviour keys on these, never on model names.
 COUNT_TOKENS = "count_tokens"  # serves /v1/messages/count_tokens
@@ -57,7 +51,8 @@ class Hooks:
         return provider.dialect
 
     def url_for(self, provider: Provider, dialect: str, model: str) -> str:
-        return provider.base_url + DIALECT_PATHS[dialect]
+        """The base_url plus the path the dialect's own SDK appends to it."""
+        return provider.base_url + dialects.get(dialect).path
 
     def count_tokens_url(self, provider: Provider) -> str | None:
         if COUNT_TOKENS in provider.spec.capabilities:
@@ -120,8 +115,12 @@ class Provider:
     models: list[str]
     max_tokens_default: int | None
     dialect: str
-    timeout: float = 600.0
+    timeout: float = 600.0  # seconds between upstream bytes
     connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0  # seconds until the first byte of the reply body
+    api_keys: list[str] = field(default_factory=list)  # api_key is the first; several are spread over
+    cooldown: float = 30.0  # seconds a target is skipped after `cooldown_after` consecutive failures
+    cooldown_after: int = 3
 
     @property
     def id(self) -> str:
@@ -148,9 +147,18 @@ class Provider:
             return self.spec.default_model
         return self.spec.aliases.get(model, model)
 
-    def auth_headers(self) -> dict[str, str]:
-        if not self.api_key or self.spec.auth == "none":
+    def auth_headers(self, key: int = 0) -> dict[str, str]:
+        """The auth header for the provider's `key`-th key (the first when it has one)."""
+        if self.spec.auth == "none":
+            return {}
+        secret = self.api_keys[key] if key < len(self.api_keys) else self.api_key
+        if not secret:
             return {}
         if self.spec.auth == "x-api-key":
-            return {"x-api-key": self.api_key}
-        return {"authorization": f"Bearer {self.api_key}"}
+            return {"x-api-key": secret}
+        return {"authorization": f"Bearer {secret}"}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Everything that must never reach a client, a log or a store."""
+        return tuple(k for k in (self.api_key, *self.api_keys) if k)

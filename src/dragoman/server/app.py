@@ -47,7 +47,7 @@ async def start(
 ) -> tuple[web.AppRunner, int]:
     """Start serving in the running loop; returns the runner and the bound port."""
     await gw.start()
-    runner = web.AppRunner(make_app(gw), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(make_app(gw), access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
     site: web.BaseSite
     if sock is not None:
@@ -78,14 +78,51 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
         runner, bound = await start(gw, host, port, reuse_port=reuse_port)
         if ready is not None:
             ready(bound)
-        stop = asyncio.Event()
+        signals = 0
+        stop, hurry = asyncio.Event(), asyncio.Event()
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            (stop if signals == 1 else hurry).set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         await stop.wait()
-        await runner.cleanup()
+        await drain(runner, gw, config.server.shutdown_grace, hurry)
 
     asyncio.run(main())
+
+
+async def drain(runner: web.AppRunner, gw: Gateway, grace: float, hurry: asyncio.Event) -> None:
+    """Stop listening, let in-flight requests finish for up to `grace` seconds (a second signal
+    cuts that short), end what is left with a proper error in each client's dialect, then flush the
+    sinks and close."""
+    gw.draining = True
+    for site in list(runner.sites):
+        await site.stop()
+    if gw.inflight:
+        log.warning("shutting down: waiting up to %.0f s for %d request(s) in flight", grace, len(gw.inflight))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while gw.inflight and not hurry.is_set():
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            await asyncio.wait_for(hurry.wait(), timeout=min(left, 0.05))
+        except TimeoutError:
+            pass
+    if gw.inflight:
+        log.warning("shutting down: ending %d request(s) still in flight", len(gw.inflight))
+        for trip in list(gw.inflight):
+            trip.abort("the gateway is shutting down")
+        for _ in range(100):  # their error events go out
+            if not gw.inflight:
+                break
+            await asyncio.sleep(0.02)
+    await runner.cleanup()  # closes the gateway: the sinks flush what they hold
 
 
 def _announce(host: str, workers: int) -> Callable[[int], None]:

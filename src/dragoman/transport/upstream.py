@@ -29,7 +29,6 @@ import httptools
 
 from dragoman import __version__
 from dragoman.errors import GatewayError, UpstreamError, UpstreamTimeout
-from dragoman.providers.base import Provider
 
 HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket is paused until the consumer reads
 KEEPALIVE = 60.0  # seconds an idle pooled connection is trusted for
@@ -336,7 +335,15 @@ class Upstream:
         self._ssl: ssl.SSLContext | None = None
 
     async def send(
-        self, provider: Provider, method: str, url: str, headers: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        connect_timeout: float,
+        first_byte_timeout: float,
+        read_timeout: float,
     ) -> UpstreamResponse:
         key, host, path = _target(url)
         data = _request(method, path, host, headers, body)
@@ -345,14 +352,14 @@ class Upstream:
         reused = conn is not None
         while True:
             if conn is None:
-                conn = await self._connect(provider, key)
-            conn.start(data, provider.timeout)
+                conn = await self._connect(key, connect_timeout)
+            conn.start(data, read_timeout)
             while not conn.status and conn.failed is None:
                 await conn.wait()  # closes the connection if this task is cancelled
             if conn.status:
                 return UpstreamResponse(conn)
             if not (reused and conn.failed == LOST and not conn.received):
-                raise _error(conn.failed, f"waiting for {provider.id}")
+                raise _error(conn.failed, "waiting for the reply")
             conn, reused = None, False  # the server had closed the idle connection: once more, afresh
 
     async def close(self) -> None:
@@ -378,7 +385,7 @@ class Upstream:
             pool.pop(0).abort()  # the oldest idle one has outlived its trust
         pool.append(conn)
 
-    async def _connect(self, provider: Provider, key: tuple[str, str, int]) -> _Conn:
+    async def _connect(self, key: tuple[str, str, int], timeout: float) -> _Conn:
         scheme, host, port = key
         context: ssl.SSLContext | None = None
         if scheme == "https":
@@ -388,15 +395,15 @@ class Upstream:
         conn = _Conn(self, key)
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(provider.connect_timeout):
+            async with asyncio.timeout(timeout):
                 await loop.create_connection(
                     lambda: conn, host, port, ssl=context, server_hostname=host if context else None
                 )
         except TimeoutError:
-            raise UpstreamTimeout(f"upstream timed out connecting to {provider.id}") from None
+            raise UpstreamTimeout("upstream timed out connecting") from None
         except (OSError, ValueError) as exc:  # refused, unresolvable, TLS refused; ValueError: a bad host name
             reason = (exc.strerror if isinstance(exc, OSError) else None) or "connection failed"
-            raise UpstreamError(f"upstream unreachable connecting to {provider.id}: {reason}") from None
+            raise UpstreamError(f"upstream unreachable: {reason}") from None
         self._conns.add(conn)
         return conn
 

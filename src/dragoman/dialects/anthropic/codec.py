@@ -189,6 +189,7 @@ class AnthropicCodec:
     framing = "sse"
     path = "/v1/messages"
     stream_content_type = "text/event-stream; charset=utf-8"
+    keeps_signed_reasoning = True
 
     # -- requests --
 
@@ -479,6 +480,14 @@ class AnthropicCodec:
         return summarize(body)
 
     # -- what the trip asks of the dialect --
+
+    def check_body(self, body: dict[str, Any]) -> None:
+        if not isinstance(body.get("messages"), list):
+            raise InvalidRequest("`messages` is required and must be an array", param="messages")
+
+    def default_max_tokens(self, body: dict[str, Any], tokens: int) -> None:
+        if "max_tokens" not in body:
+            body["max_tokens"] = tokens  # required by the Messages API
 
     def request_headers(self, stream: bool) -> dict[str, str]:
         return {"accept": "text/event-stream" if stream else "application/json", "anthropic-version": ANTHROPIC_VERSION}

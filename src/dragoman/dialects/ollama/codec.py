@@ -426,6 +426,7 @@ class OllamaCodec:
     framing = "ndjson"
     path = "/api/chat"
     stream_content_type = "application/x-ndjson"
+    keeps_signed_reasoning = False
     decode_request = staticmethod(decode_request)
     encode_request = staticmethod(encode_request)
     decode_response = staticmethod(decode_response)
@@ -449,6 +450,13 @@ class OllamaCodec:
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
+
+    def check_body(self, body: dict[str, Any]) -> None:
+        if not isinstance(body.get("messages"), list):
+            raise InvalidRequest("`messages` is required and must be an array", param="messages")
+
+    def default_max_tokens(self, body: dict[str, Any], tokens: int) -> None:
+        pass  # num_predict is optional
 
     def request_headers(self, stream: bool) -> dict[str, str]:
         return {"accept": "application/x-ndjson" if stream else "application/json"}

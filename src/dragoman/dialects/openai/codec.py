@@ -237,6 +237,7 @@ class OpenAICodec:
     framing = "sse"
     path = "/chat/completions"
     stream_content_type = "text/event-stream; charset=utf-8"
+    keeps_signed_reasoning = False
 
     def decode_request(self, body: dict[str, Any]) -> Request:
         if not isinstance(body, dict):
@@ -406,6 +407,13 @@ class OpenAICodec:
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
+
+    def check_body(self, body: dict[str, Any]) -> None:
+        if not isinstance(body.get("messages"), list):
+            raise InvalidRequest("`messages` is required and must be an array", param="messages")
+
+    def default_max_tokens(self, body: dict[str, Any], tokens: int) -> None:
+        pass  # optional in Chat Completions: the provider's own default applies
 
     def request_headers(self, stream: bool) -> dict[str, str]:
         return {"accept": "text/event-stream" if stream else "application/json"}

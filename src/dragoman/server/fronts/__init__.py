@@ -1,55 +1,218 @@
-"""HTTP handlers, one module per client dialect (plus `meta` for dialect-free endpoints)."""
+"""HTTP handlers, one module per client dialect (plus `meta` for dialect-free endpoints).
+
+Every completion request goes through `complete`: read the body, plan, run the policy, and, however it
+ends (an answer, an error, a refusal before routing, the client gone), hand one `Outcome` to the
+sinks. Errors leave in the client's own envelope, with the request id.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from typing import Any
 
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
-from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
+from dragoman import dialects
+from dragoman.errors import AuthenticationFailed, GatewayError, Overloaded, UpstreamError, encode
 from dragoman.gateway import Gateway
+from dragoman.server.body import read_json
+from dragoman.server.clients import family
+from dragoman.trip import policy
+from dragoman.trip.exchange import SHUTTING_DOWN
+from dragoman.trip.outcome import Outcome, instance_name, new_request_id
+from dragoman.trip.plan import Caller, Trip, plan, safe
+from dragoman.trip.reply import ClientGone
 
-log = logging.getLogger("dragoman.server.fronts")
+log = logging.getLogger("dragoman.fronts")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+REQUEST_ID = "x-dragoman-request-id"
 
 
 def gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
-def check_client_key(request: web.Request) -> None:
-    """When `server.api_keys` is set, a request must carry one of them (either SDK's header)."""
-    keys = request.app[GATEWAY].config.server.api_keys
-    if not keys:
-        return
+def presented_key(request: web.Request) -> str:
+    """The key a client sent, in either SDK's header."""
     given = request.headers.get("x-api-key") or ""
     if not given:
         auth = request.headers.get("authorization") or ""
         given = auth[7:] if auth[:7].lower() == "bearer " else ""
-    if not given or not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
-        raise AuthenticationFailed(
-            "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
-        )
+    return given
 
 
-def error_response(error: GatewayError, dialect: str) -> web.Response:
+def check_client_key(request: web.Request) -> str | None:
+    """When `server.api_keys` is set, a request must carry one of them. Returns the key's name."""
+    keys = request.app[GATEWAY].config.server.api_keys
+    if not keys:
+        return None
+    given = presented_key(request).encode()
+    for i, key in enumerate(keys):
+        if given and hmac.compare_digest(given, key.encode()):
+            return f"api_keys[{i}]"
+    raise AuthenticationFailed(
+        "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
+    )
+
+
+def error_response(error: GatewayError, dialect: str, request_id: str | None = None) -> web.Response:
     """An error in the client's own envelope."""
-    body = error.to_anthropic() if dialect == "anthropic" else error.to_openai()
-    return web.Response(body=encode(body), status=error.status, content_type="application/json", headers=error.headers)
+    body = dialects.get(dialect).encode_error(error) if dialect in dialects.DIALECTS else error.to_openai()
+    headers = dict(error.headers)
+    if request_id:
+        headers[REQUEST_ID] = request_id
+    return web.Response(body=encode(body), status=error.status, content_type="application/json", headers=headers)
 
 
-async def guarded(
-    request: web.Request, dialect: str, handle: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Run a handler behind the client-key check; every failure leaves in the client's envelope."""
+class HttpReply:
+    """The trip's `Reply` on an aiohttp request."""
+
+    __slots__ = ("_stream", "request", "request_id", "response")
+
+    def __init__(self, request: web.Request, request_id: str) -> None:
+        self.request = request
+        self.request_id = request_id
+        self.response: web.StreamResponse | None = None
+        self._stream: web.StreamResponse | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.response is not None
+
+    async def send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
+        headers[REQUEST_ID] = self.request_id
+        self.response = web.Response(body=body, status=status, headers=headers, content_type=content_type)
+
+    async def start(self, status: int, headers: dict[str, str], content_type: str) -> None:
+        headers[REQUEST_ID] = self.request_id
+        headers["content-type"] = content_type
+        headers["cache-control"] = "no-cache"
+        stream = web.StreamResponse(status=status, headers=headers)
+        self.response = self._stream = stream
+        try:
+            await stream.prepare(self.request)
+        except (ConnectionResetError, ClientConnectionResetError):
+            raise ClientGone from None
+
+    async def write(self, data: bytes) -> None:
+        assert self._stream is not None
+        try:
+            await self._stream.write(data)
+        except (ConnectionResetError, ClientConnectionResetError):
+            raise ClientGone from None
+
+    async def end(self) -> None:
+        assert self._stream is not None
+        try:
+            await self._stream.write_eof()
+        except (ConnectionResetError, ClientConnectionResetError):
+            raise ClientGone from None
+
+
+def new_outcome(request: web.Request, front: str | None) -> Outcome:
+    agent = request.headers.get("user-agent")
+    return Outcome(
+        request_id=new_request_id(),
+        time=time.time(),
+        method=request.method,
+        path=request.path,
+        front=front,
+        user_agent=agent[:200] if agent else None,
+        client=family(agent),
+        instance=instance_name(),
+    )
+
+
+async def complete(request: web.Request, front: str) -> web.StreamResponse:
+    """A completion request in the `front` dialect, from the first byte read to the outcome recorded."""
+    gw = gateway(request)
+    outcome = new_outcome(request, front)
+    started = time.perf_counter()
+    reply = HttpReply(request, outcome.request_id)
+    trip: Trip | None = None
+    try:
+        key_name = check_client_key(request)
+        outcome.key_name = key_name
+        raw, body = await read_json(request, gw.max_body)
+        caller = Caller(headers=request.headers, key_name=key_name, client_key=presented_key(request) or None)
+        trip = plan(gw, front, raw, body, caller, outcome)
+        trip.started = started
+        trip.task = asyncio.current_task()
+        gw.inflight.add(trip)
+        if gw.draining:
+            trip.abort(SHUTTING_DOWN)
+            raise Overloaded(SHUTTING_DOWN, status=503)
+        try:
+            await policy.run(gw, trip, reply)
+        except asyncio.CancelledError:
+            if trip.aborted is None or reply.started:
+                raise
+            raise Overloaded(SHUTTING_DOWN, status=503) from None
+    except GatewayError as exc:
+        _failed(outcome, exc)
+        if reply.started:
+            raise  # cannot happen: the exchange turns a failure after the first byte into an event
+        return error_response(exc, front, outcome.request_id)
+    except asyncio.CancelledError:
+        if outcome.end == "ok":
+            outcome.end = "client_gone"
+        outcome.status = outcome.status or 499
+        raise
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, safe(request.path))
+        error = UpstreamError("internal gateway error", status=500)
+        _failed(outcome, error)
+        if reply.started:
+            outcome.end = "broken"
+            return reply.response  # type: ignore[return-value]
+        return error_response(error, front, outcome.request_id)
+    finally:
+        if trip is not None:
+            gw.inflight.discard(trip)
+        _record(gw, outcome, started)
+    assert reply.response is not None
+    return reply.response
+
+
+def _failed(outcome: Outcome, error: GatewayError) -> None:
+    outcome.status = error.status
+    outcome.end = "error"
+    outcome.error_type = error.anthropic_type
+    outcome.error = error.message[:1000]
+
+
+def _record(gw: Gateway, outcome: Outcome, started: float) -> None:
+    outcome.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    if outcome.ttfb_ms is not None:
+        outcome.ttfb_ms = round(outcome.ttfb_ms, 3)
+    if outcome.usage is not None and outcome.provider and outcome.upstream_model and gw.prices is not None:
+        outcome.cost_usd = gw.prices.cost(outcome.provider, outcome.upstream_model, outcome.usage)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s %s -> %s %s in %.1f ms",
+            outcome.front,
+            safe(outcome.model or "-"),
+            outcome.provider or "-",
+            outcome.status,
+            outcome.latency_ms,
+        )
+    if gw.sinks:
+        gw.sinks.record(outcome)
+
+
+async def guarded(request: web.Request, dialect: str, handle: Any) -> web.StreamResponse:
+    """Run a non-completion handler behind the client-key check; failures leave in the client's envelope."""
     try:
         check_client_key(request)
-        return await handle()
+        result: web.StreamResponse = await handle()
+        return result
     except GatewayError as exc:
         return error_response(exc, dialect)
     except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
+        log.exception("unexpected error in %s %s", request.method, safe(request.path))
         return error_response(UpstreamError("internal gateway error", status=500), dialect)

@@ -6,17 +6,18 @@ import logging
 
 from aiohttp import web
 
-from dragoman import pipeline, tokens
+from dragoman import dialects, tokens
 from dragoman.errors import GatewayError, InvalidRequest, encode
 from dragoman.providers.base import COUNT_TOKENS
-from dragoman.server.fronts import gateway, guarded
+from dragoman.server.body import read_json
+from dragoman.server.fronts import complete, gateway, guarded
 
 log = logging.getLogger("dragoman.server.fronts.anthropic")
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     # the query string (Claude Code sends ?beta=true) carries nothing the gateway needs
-    return await guarded(request, "anthropic", lambda: pipeline.complete(gateway(request), "anthropic", request))
+    return await complete(request, "anthropic")
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
@@ -27,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def _count_tokens(request: web.Request) -> web.Response:
     gw = gateway(request)
-    body = await pipeline.read_json(request, gw.max_body)
+    _, body = await read_json(request, gw.max_body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
@@ -42,14 +43,22 @@ async def _count_tokens(request: web.Request) -> web.Response:
         and provider.hooks.dialect_for(provider, route.model) == "anthropic"
     ):
         forwarded = dict(body, model=route.model)
-        headers = {"content-type": "application/json", "anthropic-version": pipeline.ANTHROPIC_VERSION}
+        headers = {"content-type": "application/json", **dialects.get("anthropic").request_headers(False)}
         beta = request.headers.get("anthropic-beta")
         if beta:
             headers["anthropic-beta"] = beta
         headers.update(provider.headers)
         headers.update(provider.auth_headers())
         try:
-            up = await gw.upstream.send(provider, "POST", url, headers, encode(forwarded))
+            up = await gw.upstream.send(
+                "POST",
+                url,
+                headers,
+                encode(forwarded),
+                connect_timeout=provider.connect_timeout,
+                first_byte_timeout=provider.first_byte_timeout,
+                read_timeout=provider.timeout,
+            )
             raw = await up.read()
             if up.status == 200:
                 return web.Response(body=raw, content_type="application/json")

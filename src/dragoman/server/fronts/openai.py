@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dragoman import pipeline
-from dragoman.server.fronts import gateway, guarded
+from dragoman.server.fronts import complete
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await guarded(request, "openai", lambda: pipeline.complete(gateway(request), "openai", request))
+    return await complete(request, "openai")

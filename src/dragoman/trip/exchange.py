@@ -1,0 +1,461 @@
+"""exchange: one attempt against one target — send, read the head, and bring the answer back in the
+client's dialect. The one place that sees the status, the first byte, the usage and the end of a
+reply, on all four paths:
+
+    unary   same dialect:  bytes untouched (a partial decode reads usage)   | different: codecs
+    stream  same dialect:  bytes untouched, line by line (a tap reads usage) | different: codecs
+
+Until the first byte goes to the client an attempt can fail cleanly (the policy may retry or fall
+back); after it, a failure is a proper error event in the client's dialect and the trip is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from dragoman import dialects
+from dragoman.accumulate import Accumulator
+from dragoman.canonical import MessageDelta, PartStart, Reasoning, Response, StreamError, ToolCall, Usage
+from dragoman.dialects.base import Codec, Tally
+from dragoman.errors import GatewayError, Overloaded, UpstreamError, for_anthropic_type, redact
+from dragoman.trip.plan import Shaped, Trip
+from dragoman.trip.reply import ClientGone, Reply
+
+if TYPE_CHECKING:
+    from dragoman.gateway import Gateway
+
+log = logging.getLogger("dragoman.exchange")
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+
+# Upstream reply headers worth handing to the client.
+PASS_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "request-id", "x-should-retry")
+PASS_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
+JSON = "application/json"
+SHUTTING_DOWN = "the gateway is shutting down"
+
+
+@dataclass(slots=True)
+class Result:
+    """How one attempt went, for the policy."""
+
+    ok: bool
+    committed: bool = False  # bytes reached the client: no retry, no fallback
+    error: GatewayError | None = None
+    status: int | None = None  # the upstream's HTTP status; None when no answer came
+    retry_after: float | None = None  # seconds, from retry-after-ms / retry-after
+    should_retry: bool | None = None  # the upstream's x-should-retry
+    latency_ms: float = 0.0
+
+
+def reply_headers(upstream: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in upstream.items():
+        low = name.lower()
+        if low in PASS_HEADERS or low.startswith(PASS_PREFIXES):
+            out[low] = value
+    return out
+
+
+def retry_hints(headers: Any) -> tuple[float | None, bool | None]:
+    """(retry-after seconds, x-should-retry) as the official SDKs read them."""
+    after: float | None = None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            after = float(ms) / 1000
+        except ValueError:
+            after = None
+    if after is None:
+        value = headers.get("retry-after")
+        if value:
+            try:
+                after = float(value)
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(value) if value else None
+                after = max(when.timestamp() - time.time(), 0.0) if when is not None else None
+    flag = headers.get("x-should-retry")
+    should = None if flag is None else flag.strip().lower() == "true"
+    return (after if after is None or after >= 0 else None), should
+
+
+def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes) -> GatewayError:
+    provider = shaped.target.provider
+    error = dialects.get(shaped.dialect).decode_error(status, body)
+    error = provider.hooks.map_error(provider, status, error)
+    error.message = redact(error.message, provider.secrets)
+    kept = reply_headers(headers)
+    if kept:
+        error.headers = {**kept, **error.headers}
+    return error
+
+
+def stream_error(event: StreamError) -> GatewayError:
+    return for_anthropic_type(event.error_type)(event.message, status=event.status)
+
+
+async def remember(gw: Gateway, origin: str, response: Response) -> None:
+    """Key each reasoning run by the tool calls that follow it."""
+    pending: list[Reasoning] = []
+    for part in response.content:
+        if isinstance(part, Reasoning):
+            if part.origin is None:
+                part.origin = origin
+            pending.append(part)
+        elif isinstance(part, ToolCall) and pending:
+            ids = [p.id for p in response.content if isinstance(p, ToolCall)]
+            await gw.reasoning.remember(ids, pending)
+            return
+
+
+class Exchange:
+    """One attempt. `run` never raises a GatewayError: failures come back in the `Result`."""
+
+    def __init__(self, gw: Gateway, trip: Trip, shaped: Shaped, key: int, reply: Reply, attempt: int) -> None:
+        self.gw = gw
+        self.trip = trip
+        self.shaped = shaped
+        self.key = key
+        self.reply = reply
+        self.attempt = attempt  # 1-based, over the whole trip
+        self.provider = shaped.target.provider
+        self.codec: Codec = dialects.get(shaped.dialect)
+        self.sent_at = 0.0
+
+    # -- the attempt ----------------------------------------------------------------------------
+
+    async def run(self) -> Result:
+        shaped, provider = self.shaped, self.provider
+        headers = {**shaped.headers, **provider.auth_headers(self.key)}
+        self.sent_at = time.perf_counter()
+        try:
+            up = await self.gw.upstream.send(
+                "POST",
+                shaped.url,
+                headers,
+                shaped.payload,
+                connect_timeout=provider.connect_timeout,
+                first_byte_timeout=provider.first_byte_timeout,
+                read_timeout=provider.timeout,
+            )
+        except GatewayError as exc:
+            return self._failed(self._named(exc))
+        try:
+            if up.status >= 400:
+                try:
+                    body = await up.read()
+                except GatewayError as exc:
+                    return self._failed(self._named(exc), up.status)
+                error = upstream_error(shaped, up.status, up.headers, body)
+                after, should = retry_hints(up.headers)
+                return self._failed(error, up.status, after, should)
+            if self.trip.stream:
+                return await self._stream(up)
+            return await self._unary(up)
+        finally:
+            up.close()
+
+    def _named(self, exc: GatewayError) -> GatewayError:
+        """Transport errors say what failed; the provider's name says where."""
+        exc.message = f"{self.provider.id}: {exc.message}"
+        return exc
+
+    def _failed(
+        self,
+        error: GatewayError,
+        status: int | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+    ) -> Result:
+        return Result(
+            ok=False,
+            error=error,
+            status=status,
+            retry_after=retry_after,
+            should_retry=should_retry,
+            latency_ms=(time.perf_counter() - self.sent_at) * 1000,
+        )
+
+    def _head(self, upstream_headers: Any) -> dict[str, str]:
+        """The reply's headers: the upstream's worth passing on, and what the gateway did."""
+        out = reply_headers(upstream_headers)
+        out["x-dragoman-provider"] = self.provider.id
+        out["x-dragoman-attempts"] = str(self.attempt)
+        out["x-dragoman-latency-ms"] = f"{(time.perf_counter() - self.trip.started) * 1000:.0f}"
+        return out
+
+    def _answered(self, status: int, tally: Tally | None) -> None:
+        """The outcome of the attempt that answered."""
+        out = self.trip.outcome
+        out.provider = self.provider.id
+        out.upstream_model = self.shaped.target.model
+        out.upstream_dialect = self.shaped.dialect
+        out.passthrough = self.shaped.passthrough
+        out.status = status
+        out.ttfb_ms = (time.perf_counter() - self.trip.started) * 1000
+        if tally is not None:
+            self._count(tally)
+
+    def _count(self, tally: Tally) -> None:
+        out = self.trip.outcome
+        if tally.usage is not None:
+            out.usage = tally.usage
+        if tally.stop_reason is not None:
+            out.stop_reason = tally.stop_reason
+        out.tool_calls = tally.tool_calls
+
+    # -- unary ----------------------------------------------------------------------------------
+
+    async def _unary(self, up: Any) -> Result:
+        try:
+            raw = await up.read()
+        except GatewayError as exc:
+            return self._failed(self._named(exc), up.status)
+        shaped = self.shaped
+        headers = self._head(up.headers)
+        if shaped.same_dialect and not shaped.remember:
+            try:
+                tally = self.codec.summarize(raw)
+            except msgspec.DecodeError:
+                return self._failed(UpstreamError(f"{self.provider.id} returned a reply that is not JSON"), up.status)
+            if tally.error is not None:
+                return self._failed(upstream_error(shaped, 502, up.headers, raw), up.status)
+            self._answered(up.status, tally)
+            await self.reply.send(up.status, headers, raw, JSON)
+            return Result(ok=True, committed=True, status=up.status)
+        try:
+            body = _decode.decode(raw)
+        except msgspec.DecodeError:
+            return self._failed(UpstreamError(f"{self.provider.id} returned a reply that is not JSON"), up.status)
+        if not isinstance(body, dict):
+            return self._failed(
+                UpstreamError(f"{self.provider.id} returned a reply that is not a JSON object"), up.status
+            )
+        if "error" in body and ("choices" not in body and "content" not in body and "message" not in body):
+            # an error envelope on a 2xx (some OpenAI-compatible servers do this)
+            return self._failed(upstream_error(shaped, 502, up.headers, raw), up.status)
+        try:
+            response = self.codec.decode_response(body)
+        except GatewayError as exc:
+            return self._failed(self._named(exc), up.status)
+        if shaped.remember:
+            await remember(self.gw, self.provider.id, response)
+        tools = sum(1 for p in response.content if isinstance(p, ToolCall))
+        self._answered(up.status, Tally(usage=response.usage, stop_reason=response.stop_reason, tool_calls=tools))
+        if shaped.same_dialect:
+            await self.reply.send(up.status, headers, raw, JSON)
+        else:
+            client = dialects.get(self.trip.front)
+            out = client.encode_response(response, self.trip.context)
+            await self.reply.send(200, headers, _encode.encode(out), JSON)
+        return Result(ok=True, committed=True, status=up.status)
+
+    # -- streams --------------------------------------------------------------------------------
+
+    async def _stream(self, up: Any) -> Result:
+        chunks = up.chunks()
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            return self._failed(UpstreamError(f"{self.provider.id} sent an empty stream"), up.status)
+        except GatewayError as exc:
+            return self._failed(self._named(exc), up.status)  # nothing reached the client: retryable
+        client = dialects.get(self.trip.front)
+        self._answered(200, None)
+        writer = _Writer(self.reply, client.framing)
+        try:
+            await self.reply.start(200, self._head(up.headers), client.stream_content_type)
+            if self.shaped.passthrough:
+                failure = await self._pass(first, chunks, writer)
+            else:
+                failure = await self._translate(first, chunks, writer)
+            if failure is not None:
+                self.trip.outcome.end = "broken"
+                await self._fail_stream(writer, failure)
+            else:
+                await self.reply.end()
+        except ClientGone:
+            self.trip.outcome.end = "client_gone"
+            return Result(ok=True, committed=True, status=200)
+        except asyncio.CancelledError:
+            if self.trip.aborted is None:
+                self.trip.outcome.end = "client_gone"  # the server cancels a handler whose client left
+                raise
+            self.trip.outcome.end = "shutdown"
+            try:
+                await self._fail_stream(writer, Overloaded(SHUTTING_DOWN, status=503))
+            except ClientGone:
+                pass
+            return Result(ok=True, committed=True, status=200)
+        if failure is not None:
+            return Result(ok=False, committed=True, error=failure, status=200)
+        return Result(ok=True, committed=True, status=200)
+
+    async def _next(self, chunks: Any) -> bytes:
+        try:
+            chunk: bytes = await anext(chunks)
+        except GatewayError as exc:
+            raise self._named(exc) from None
+        return chunk
+
+    async def _fail_stream(self, writer: _Writer, error: GatewayError) -> None:
+        error.message = redact(error.message, self.provider.secrets)
+        self.trip.outcome.error_type = error.anthropic_type
+        self.trip.outcome.error = error.message
+        encoder = dialects.get(self.trip.front).stream_encoder(context=self.trip.context)
+        await writer.close_line()
+        await writer.raw(encoder.encode_error(error))
+        await self.reply.end()
+
+    async def _pass(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
+        """Bytes as they arrive, whole lines at a time (so a cut never leaves half a line before the
+        error event, and a key never hides across two writes); a tap reads usage on the way."""
+        shaped = self.shaped
+        tap = self.codec.stream_tap()
+        decoder = self.codec.stream_decoder() if shaped.remember else None
+        acc = Accumulator() if decoder is not None else None
+        writer.secrets = tuple(s.encode() for s in self.provider.secrets if len(s) >= 4)
+        writer.strip_usage = shaped.strip_usage
+        failure: GatewayError | None = None
+        chunk = first
+        try:
+            while True:
+                tap.feed(chunk)
+                if decoder is not None and acc is not None:
+                    for event in decoder.feed(chunk):
+                        acc.feed(event)
+                await writer.lines(chunk)
+                chunk = await self._next(chunks)
+        except StopAsyncIteration:
+            pass
+        except GatewayError as exc:
+            failure = exc
+        tally = tap.finish()
+        if decoder is not None and acc is not None:
+            for event in decoder.close():
+                acc.feed(event)
+            response = acc.finish()
+            await remember(self.gw, self.provider.id, response)
+            tally.usage = response.usage if response.usage != Usage() else tally.usage
+        self._count(tally)
+        if failure is None and tally.error is not None:
+            self.trip.outcome.end = "broken"  # the upstream's own error event went through, redacted
+            self.trip.outcome.error_type = "api_error"
+            self.trip.outcome.error = redact(tally.error, self.provider.secrets)
+        elif failure is None and not tally.ended:
+            failure = UpstreamError(f"{self.provider.id} ended the stream before it was complete")
+        if failure is None:
+            await writer.flush()
+        return failure
+
+    async def _translate(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
+        decoder = self.codec.stream_decoder()
+        encoder = dialects.get(self.trip.front).stream_encoder(context=self.trip.context)
+        acc = Accumulator() if self.shaped.remember else None
+        outcome = self.trip.outcome
+        tools = 0
+
+        def translate(events: list[Any]) -> bytes:
+            nonlocal tools
+            out = []
+            for event in events:
+                if isinstance(event, StreamError):
+                    raise stream_error(event)
+                if isinstance(event, MessageDelta):
+                    if event.usage is not None:
+                        outcome.usage = event.usage
+                    if event.stop_reason is not None:
+                        outcome.stop_reason = event.stop_reason
+                elif isinstance(event, PartStart) and isinstance(event.part, ToolCall):
+                    tools += 1
+                if acc is not None:
+                    acc.feed(event)
+                out.append(encoder.encode(event))
+            return b"".join(out)
+
+        failure: GatewayError | None = None
+        chunk = first
+        try:
+            while True:
+                data = translate(decoder.feed(chunk))
+                if data:
+                    await writer.raw(data)
+                chunk = await self._next(chunks)
+        except StopAsyncIteration:
+            try:
+                data = translate(decoder.close())
+                if data:
+                    await writer.raw(data)
+            except GatewayError as exc:
+                failure = exc
+        except GatewayError as exc:
+            failure = exc  # the upstream's own error event, or the transport's (named)
+        outcome.tool_calls = tools
+        if acc is not None:
+            await remember(self.gw, self.provider.id, acc.finish())
+        return failure
+
+
+class _Writer:
+    """Writes a stream to the client; for pass-through, whole lines at a time."""
+
+    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip_usage")
+
+    def __init__(self, reply: Reply, framing: str) -> None:
+        self.reply = reply
+        self._sep = b"\n\n" if framing == "sse" else b"\n"  # what ends an event
+        self._pending = b""
+        self._tail = self._sep  # the last bytes written: the stream starts at an event boundary
+        self.secrets: tuple[bytes, ...] = ()
+        self.strip_usage = False
+
+    async def raw(self, data: bytes) -> None:
+        await self.reply.write(data)
+        self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
+
+    async def lines(self, chunk: bytes) -> None:
+        buf = self._pending + chunk if self._pending else chunk
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            self._pending = buf
+            return
+        if cut < len(buf):
+            self._pending = buf[cut:]
+            buf = buf[:cut]
+        else:
+            self._pending = b""
+        for secret in self.secrets:
+            if secret in buf:
+                buf = buf.replace(secret, b"[redacted]")
+        if self.strip_usage and (b'"choices":[]' in buf or b'"choices": []' in buf):
+            buf = b"".join(
+                line
+                for line in buf.splitlines(keepends=True)
+                if not ((b'"choices":[]' in line or b'"choices": []' in line) and b'"usage"' in line)
+            )
+            if not buf:
+                return
+        await self.raw(buf)
+
+    async def flush(self) -> None:
+        """A last line without a newline, at a clean end."""
+        if self._pending:
+            rest, self._pending = self._pending, b""
+            for secret in self.secrets:
+                rest = rest.replace(secret, b"[redacted]")
+            await self.raw(rest)
+
+    async def close_line(self) -> None:
+        """Before an error event: drop a partial line, end the open event."""
+        self._pending = b""
+        if self._tail.endswith(b"\n\n") or (self._sep == b"\n" and self._tail.endswith(b"\n")):
+            return
+        await self.raw(b"\n" if self._tail.endswith(b"\n") else self._sep)

@@ -1,0 +1,209 @@
+"""plan: a client's body in, a `Trip` out; and, per attempt, the upstream request for one target.
+
+Nothing here edits what the client sent. `plan` only reads the body. `shape` builds each attempt's
+wire body from the original: the first attempt takes the body decoded on arrival, every later one
+decodes the raw bytes again, so a fallback to another provider or dialect starts from exactly what
+the client sent, not from a body already shaped for someone else.
+
+    same dialect:  body, model rewritten ──────────────┐
+    different:     client codec → canonical → upstream codec
+                                                       ▼
+                             provider hooks shape the wire body ─▶ Shaped (url, headers, bytes)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from dragoman import dialects
+from dragoman.dialects.base import EncodeContext
+from dragoman.errors import InvalidRequest, redact
+from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext
+from dragoman.providers.replay import tool_call_ids
+from dragoman.routing import Route, Target
+from dragoman.store.reasoning import Snapshot
+from dragoman.trip.outcome import Outcome
+
+if TYPE_CHECKING:
+    from dragoman.gateway import Gateway
+
+log = logging.getLogger("dragoman.trip")
+
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+NOTHING_RECALLED = Snapshot()
+# bodies above this are translated and encoded off the event loop, so other streams keep flowing
+OFF_LOOP_BYTES = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who sent the request, as far as the trip needs to know."""
+
+    headers: Mapping[str, str]  # the client's request headers (case-insensitive lookups)
+    key_name: str | None = None  # the gateway key's name, never the key
+    client_key: str | None = None  # the key the client presented, for providers with auth = "client"
+
+
+@dataclass(slots=True, eq=False)
+class Trip:
+    """Everything decided about one request before any attempt."""
+
+    front: str  # the client's dialect
+    raw: bytes
+    model: str  # as the client named it
+    stream: bool
+    route: Route
+    context: EncodeContext  # what of the client's body shapes the reply
+    caller: Caller
+    outcome: Outcome
+    started: float = field(default_factory=time.perf_counter)
+    aborted: str | None = None  # why the gateway itself ended the trip (shutting down)
+    task: asyncio.Task[Any] | None = None
+    _body: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        """A body this attempt may shape as it likes: the one decoded on arrival the first time,
+        a fresh decode of the original bytes after that."""
+        body, self._body = self._body, None
+        if body is None:
+            body = _decode.decode(self.raw)
+        return body
+
+    def abort(self, reason: str) -> None:
+        """End the trip from outside (the gateway is shutting down): its task is cancelled, and the
+        exchange turns that into a proper error for the client."""
+        self.aborted = reason
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def check_common(body: dict[str, Any]) -> tuple[str, bool]:
+    """The two fields the gateway itself relies on: `model` and `stream`."""
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("`model` is required", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("`model` must be a non-empty string", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("`stream` must be a boolean", param="stream")
+    return model, stream
+
+
+def plan(gw: Gateway, front: str, raw: bytes, body: dict[str, Any], caller: Caller, outcome: Outcome) -> Trip:
+    model, stream = check_common(body)
+    outcome.model = model
+    outcome.stream = stream
+    codec = dialects.get(front)
+    codec.check_body(body)
+    route = gw.router.resolve(model)
+    outcome.route = route.name
+    return Trip(
+        front=front,
+        raw=raw,
+        model=model,
+        stream=stream,
+        route=route,
+        context=codec.reply_context(body),
+        caller=caller,
+        outcome=outcome,
+        _body=body,
+    )
+
+
+@dataclass(slots=True)
+class Shaped:
+    """One target's upstream request, ready to send with any of the provider's keys."""
+
+    target: Target
+    dialect: str  # the upstream's
+    url: str
+    headers: dict[str, str]  # without auth: the policy picks the key
+    payload: bytes
+    same_dialect: bool
+    rewrite: bool  # a same-dialect stream the provider needs re-encoded (to repair it)
+    remember: bool  # reasoning in the reply must be remembered for a later turn
+    strip_usage: bool  # usage was asked for upstream on the gateway's behalf, not the client's
+
+    @property
+    def passthrough(self) -> bool:
+        """The reply's bytes go to the client untouched."""
+        return self.same_dialect and not self.rewrite
+
+
+async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
+    provider = target.provider
+    dialect = provider.hooks.dialect_for(provider, target.model)
+    up = dialects.get(dialect)
+    same = dialect == trip.front
+    body = trip.body()
+    if same:
+        wire = body
+        wire["model"] = target.model
+        thinking = up.thinking_of(wire)
+        if provider.max_tokens_default:
+            up.default_max_tokens(wire, provider.max_tokens_default)
+    else:
+        client = dialects.get(trip.front)
+        if len(trip.raw) > OFF_LOOP_BYTES:
+            request = await asyncio.to_thread(client.decode_request, body)
+        else:
+            request = client.decode_request(body)
+        request.model = target.model
+        if request.max_tokens is None and provider.max_tokens_default:
+            request.max_tokens = provider.max_tokens_default
+        wire = up.encode_request(request)
+        thinking = request.thinking
+    injected = up.ask_stream_usage(wire) if trip.stream else False
+    caps = provider.spec.capabilities
+    recalled = NOTHING_RECALLED
+    if REASONING_REPLAY in caps:
+        ids = tool_call_ids(wire)
+        if ids:
+            recalled = Snapshot(await gw.reasoning.recall_many(ids))  # one round trip to the store
+    ctx = PrepareContext(client_dialect=trip.front, upstream_dialect=dialect, thinking=thinking, reasoning=recalled)
+    provider.hooks.prepare(provider, wire, ctx)
+    # clients that keep signed reasoning (Anthropic's) need nothing remembered from the signature
+    # authority itself; everything else is remembered so a later turn can be completed, and so that
+    # Claude is never sent another provider's signature
+    remember = REASONING_REPLAY in caps and (
+        not dialects.get(trip.front).keeps_signed_reasoning or SIGNATURE_AUTHORITY not in caps
+    )
+    headers = {"content-type": "application/json", **up.request_headers(trip.stream)}
+    if same:
+        for name in up.forward_headers():
+            value = trip.caller.headers.get(name)
+            if value:
+                headers[name] = value
+    headers.update(provider.headers)
+    if len(trip.raw) > OFF_LOOP_BYTES:
+        payload = await asyncio.to_thread(_encode.encode, wire)
+    else:
+        payload = _encode.encode(wire)
+    return Shaped(
+        target=target,
+        dialect=dialect,
+        url=provider.hooks.url_for(provider, dialect, target.model),
+        headers=headers,
+        payload=payload,
+        same_dialect=same,
+        rewrite=same and trip.stream and provider.hooks.rewrite_stream(provider),
+        remember=remember,
+        strip_usage=injected and not trip.context.include_usage,
+    )
+
+
+def safe(text: str, limit: int = 200) -> str:
+    """A client-chosen string fit for one log line: control characters escaped, length bounded."""
+    cleaned = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return redact(cleaned[:limit])
