@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
+from dragoman.discovery import ModelDiscovery
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
@@ -23,6 +24,7 @@ class Gateway:
     reasoning: ReasoningStore
     upstream: Upstream = field(default_factory=Upstream)
     sinks: Sinks = field(default_factory=Sinks)
+    models: ModelDiscovery = field(default_factory=ModelDiscovery)  # what `/v1/models` lists, cached
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
