@@ -110,6 +110,7 @@ api_key = "sk-up-secret-key"
 [clients.claude-code]
 model = "up/claude-fake"
 haiku_model = "up/claude-fast"
+subagent_model = "deepseek/deepseek-v4-pro"
 env = {{ CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1" }}
 
 [clients.codex]
@@ -157,6 +158,7 @@ async def test_code_runs_claude_through_an_in_process_gateway(upstream: FakeUpst
     assert code == 0, err
     assert "Hello from the scripted upstream" in out
     assert "gateway for this session at http://127.0.0.1:" in err
+    assert "clients.claude-code.subagent_model" in err and "DEEPSEEK_API_KEY" in err  # said before claude starts
     sent = prompts(upstream)
     assert sent, [s.path for s in upstream.seen]
     first = sent[0]

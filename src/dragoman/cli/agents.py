@@ -56,6 +56,7 @@ class Agent:
     package: str  # on npm
     prepare: Callable[[Config, str, str, dict[str, str]], None]  # (config, gateway URL, key, env)
     client_key: str  # its table under [clients]
+    cli: str  # what its executable is called
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -162,8 +163,8 @@ def _toml(text: str) -> str:
 
 
 AGENTS = {
-    "code": Agent("code", "Claude Code", "@anthropic-ai/claude-code", prepare_claude, "claude-code"),
-    "codex": Agent("codex", "Codex", "@openai/codex", prepare_codex, "codex"),
+    "code": Agent("code", "Claude Code", "@anthropic-ai/claude-code", prepare_claude, "claude-code", "claude"),
+    "codex": Agent("codex", "Codex", "@openai/codex", prepare_codex, "codex", "codex"),
 }
 
 
@@ -316,9 +317,10 @@ def run_agent(agent: Agent, args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     for agent in AGENTS.values():
-        cli = agent.package.rsplit("/", 1)[-1]
+        cli = agent.cli
         p = sub.add_parser(
             agent.command,
+            usage=f"dragoman {agent.command} [--config FILE] [--] [{cli} arguments…]",
             help=f"start {agent.title} against the gateway ([clients.{agent.client_key}])",
             description=f"Start {agent.title} against the gateway. Every argument after dragoman's own options "
             f"goes to {cli} unchanged (`--` ends dragoman's options).",
