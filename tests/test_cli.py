@@ -4,12 +4,15 @@ providers and models."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 from pathlib import Path
 
 import openai
+import pytest
 
+from dragoman.cli.say import verbose_lines
 from tests.conftest import FakeUpstream, Reply, chat_completion
 
 CHUNKS = [
@@ -153,6 +156,9 @@ async def test_serve_with_workers_shares_the_port(upstream: FakeUpstream, tmp_pa
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+    assert proc.stderr is not None
+    warning = (await proc.stderr.read()).decode()
+    assert "2 workers with the in-memory reasoning store" in warning and "redis://" in warning
 
 
 async def test_serve_on_a_taken_port_says_so(tmp_path: Path, upstream: FakeUpstream):
@@ -164,3 +170,79 @@ async def test_serve_on_a_taken_port_says_so(tmp_path: Path, upstream: FakeUpstr
         code, _out, err = await run("serve", "--config", str(cfg))
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+async def test_serve_with_workers_and_redis_has_no_warning(upstream: FakeUpstream, tmp_path: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = write_config(tmp_path, upstream, port)
+    cfg.write_text(cfg.read_text().replace("[server]\n", '[server]\nreasoning_store = "redis://127.0.0.1:6379/0"\n'))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dragoman", "serve", "--config", str(cfg), "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert "listening" in (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+    assert proc.stderr is not None
+    assert "reasoning store" not in (await proc.stderr.read()).decode()
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+async def test_serve_refuses_a_bad_worker_count(tmp_path: Path, upstream: FakeUpstream, workers: str):
+    cfg = write_config(tmp_path, upstream)
+    code, _out, err = await run("serve", "--config", str(cfg), "--workers", workers)
+    assert code == 2 and "--workers" in err and "Traceback" not in err
+
+
+async def test_output_closed_early_is_not_a_traceback(tmp_path: Path, upstream: FakeUpstream):
+    """`dragoman providers | head -1`: the reader is gone before the table is written."""
+    cfg = write_config(tmp_path, upstream)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: every write meets a closed pipe
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dragoman", "providers", "--config", str(cfg), stdout=write_end,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write_end)
+    _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert err.decode() == "" and proc.returncode == 141
+
+
+async def test_say_refuses_an_empty_prompt(upstream: FakeUpstream, tmp_path: Path):
+    cfg = write_config(tmp_path, upstream)
+    for prompt in ("", "   "):
+        code, _out, err = await run("say", "--config", str(cfg), "--model", "fake/m1", prompt)
+        assert code == 2 and "prompt is empty" in err
+    assert not upstream.seen
+
+
+USAGE_CHUNKS = [
+    *CHUNKS[:-1],
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":4}}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+async def test_say_verbose_asks_for_usage_and_prints_tokens(upstream: FakeUpstream, tmp_path: Path):
+    upstream.reply(Reply(body=USAGE_CHUNKS, content_type="text/event-stream"))
+    cfg = write_config(tmp_path, upstream)
+    code, out, err = await run("say", "--config", str(cfg), "--model", "fake/m1", "--verbose", "hello")
+    assert code == 0, err
+    assert out.strip() == "Hello from upstream"  # the figures go to stderr only
+    assert upstream.last.json["stream_options"] == {"include_usage": True}
+    assert "tokens: 9 in (4 cached), 3 out" in err
+
+
+def test_verbose_lines_print_what_the_trip_sent():
+    headers = {"x-dragoman-provider": "kimi", "x-dragoman-attempts": "2", "x-dragoman-latency-ms": "812"}
+    usage = {"prompt_tokens": 10, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 5}}
+    assert verbose_lines(headers, usage) == [
+        "provider kimi · attempts 2 · 812 ms",
+        "tokens: 10 in, 7 out (5 reasoning)",
+    ]
+    assert verbose_lines({"x-dragoman-provider": "ollama"}, None) == ["provider ollama", "tokens: not reported"]

@@ -102,6 +102,20 @@ def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
         ('[aliases]\nfoo = "no-slash"\n', "aliases.foo", "<provider>/<model>"),
         ('[aliases]\nfoo = "ghost/model"\n', "aliases.foo", "no provider"),
         ("[bogus]\n", "bogus", "unknown section"),
+        ('[server]\nlog_level = "loud"\n', "server.log_level", "'loud' is not one of debug, info, warning"),
+        ("[server]\nworkers = 0\n", "server.workers", ">= 1, got 0"),
+        ('[server]\napi_keys = ["k", ""]\n', "server.api_keys[1]", "length >= 1"),
+        ('[providers.kimi]\ndialect = "openai"\n', "providers.kimi.dialect", "with `surface` (anthropic or openai)"),
+        ('[providers.opencode]\ndialect = "anthropic"\n', "providers.opencode.dialect", "`formats`"),
+        ('[providers.kimi]\nsurface = "grpc"\n', "providers.kimi.surface", "'grpc' is not one of anthropic, openai"),
+        (
+            '[providers.custom]\ndialect = "gemini"\nbase_url = "http://x"\n',
+            "providers.custom.dialect",
+            "unknown dialect 'gemini'",
+        ),
+        ('[clients.claude-code]\nmodle = "x"\n', "clients.claude-code.modle", "unknown key (expected one of model,"),
+        ("[clients.codex]\nmodel = 5\n", "clients.codex.model", "expected str, got int 5"),
+        ("[clients.cursor]\n", "clients.cursor", "expected one of claude-code, codex"),
         ("[server\n", "(syntax)", ""),
     ],
 )
@@ -145,3 +159,38 @@ def test_reasoning_store_must_be_memory_or_redis():
         parse({"server": {"reasoning_store": "postgres://x"}})
     assert "server.reasoning_store" in str(err.value)
     assert parse({"server": {"reasoning_store": "redis://127.0.0.1:6379/0"}}).server.reasoning_store.startswith("redis")
+
+
+def test_unknown_key_lists_each_valid_key_once(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[providers.kimi]\nuser_agnet = "x"\n')
+    with pytest.raises(ConfigError) as err:
+        Gateway.from_config(config.load(str(path)))
+    assert str(err.value).count("user_agent") == 1 and "surface" in str(err.value)
+
+
+def test_honoured_choices_still_load():
+    gw = Gateway.from_config(
+        parse({"providers": {"kimi": {"surface": "openai"}, "deepseek": {"dialect": "anthropic"}}})
+    )
+    assert gw.providers["kimi"].options["surface"] == "openai"
+    assert gw.providers["deepseek"].dialect == "anthropic"  # a provider whose hooks honour `dialect`
+
+
+def test_a_directory_given_as_config_says_so(tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dragoman", "providers", "--config", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "is a directory" in proc.stderr and "no such file" not in proc.stderr
+
+
+def test_serve_with_a_bad_log_level_is_a_config_error(tmp_path: Path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nlog_level = "verbose"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "dragoman", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and "server.log_level" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,27 +1,48 @@
 """Configuration: a TOML file (the shape below is a public contract) plus the environment.
 
-    [server]                 host, port, default_provider, max_body_bytes, workers, log_level
+    [server]                 host, port, default_provider, max_body_bytes, workers, log_level, ...
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
     [routes.<name>]          targets = ["<provider>/<model>", ...], strategy, weights
+    [clients.claude-code]    what `dragoman code` sets for Claude Code (models, command, env)
+    [clients.codex]          what `dragoman codex` writes for Codex
 
 Lookup order: --config, $DRAGOMAN_CONFIG, ./dragoman.toml, the user config dir. With no file at
 all every built-in provider whose key variable is set is enabled. A bad file raises `ConfigError`
 naming the file, the key and what is wrong.
+
+Fixed-shape tables are typed msgspec Structs, checked in one pass by `typed()`: a key is added by
+adding a field (name, type, default; `Annotated[..., Meta(...)]` for a bound), and a rule no type
+can say goes in the Struct's `check()`. A new section is a Struct, a field on `Config` and a line
+in `parse()`. Provider tables stay open dicts: their keys depend on the provider's own options and
+are checked by `check_provider_table` when the catalog is built.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 DEFAULT_PROVIDER = "ollama"
 DEFAULT_MAX_BODY = 32 * 1024 * 1024  # Anthropic's own limit for Messages
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Strategy = Literal["fallback", "weighted", "least-busy"]
 
 
 class ConfigError(Exception):
@@ -31,37 +52,95 @@ class ConfigError(Exception):
         self.path, self.key, self.problem = path, key, problem
 
 
-@dataclass
-class ServerConfig:
+class Invalid(Exception):
+    """Raised by a section's `check()`: the key inside the section, and what is wrong with it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+
+class Table(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A fixed-shape config table: unknown keys are errors, every field has a default."""
+
+    def check(self) -> None:
+        """Rules the field types cannot express; raise `Invalid`."""
+
+
+class ServerConfig(Table):
     host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    default_provider: str = DEFAULT_PROVIDER
-    max_body_bytes: int = DEFAULT_MAX_BODY
-    workers: int = 1
-    log_level: str = "warning"
-    reasoning_memory: int = 10_000  # tool-call ids remembered for reasoning replay (in memory)
+    port: Port = DEFAULT_PORT
+    default_provider: NonEmpty = DEFAULT_PROVIDER
+    max_body_bytes: Positive = DEFAULT_MAX_BODY
+    workers: Positive = 1
+    log_level: LogLevel = "warning"
+    reasoning_memory: Positive = 10_000  # tool-call ids remembered for reasoning replay (in memory)
     reasoning_store: str = "memory"  # or redis://host:port/db, shared by every worker and instance
-    reasoning_ttl: int = 86_400  # seconds a remembered entry lives in a shared store
+    reasoning_ttl: Positive = 86_400  # seconds a remembered entry lives in a shared store
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
-    api_keys: list[str] = field(default_factory=list)
-    retries: int = 2  # extra attempts on the same target, before the client has any byte
-    retry_backoff: float = 0.5  # seconds before the first retry; doubles each time, with jitter
-    retry_backoff_max: float = 8.0
-    retry_after_max: float = 10.0  # an upstream's longer retry-after goes back to the client (or to a fallback)
-    shutdown_grace: float = 30.0  # seconds SIGTERM waits for in-flight requests
+    api_keys: list[NonEmpty] = []
+    retries: Annotated[int, msgspec.Meta(ge=0)] = 2  # extra attempts on one target, before the client has a byte
+    retry_backoff: Seconds = 0.5  # before the first retry; doubles each time, with jitter
+    retry_backoff_max: Seconds = 8.0
+    retry_after_max: Seconds = 10.0  # an upstream's longer retry-after goes back to the client (or a fallback)
+    shutdown_grace: Seconds = 30.0  # SIGTERM waits this long for in-flight requests
+
+    def check(self) -> None:
+        if self.reasoning_store not in ("", "memory") and not self.reasoning_store.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise Invalid("reasoning_store", "must be 'memory' or a redis:// URL")
+
+    @property
+    def shared_reasoning(self) -> bool:
+        return self.reasoning_store not in ("", "memory")
 
 
-STRATEGIES = ("fallback", "weighted", "least-busy")
+class RouteConfig(Table):
+    """[routes."name"]: a model name clients may send, with several targets tried by `strategy`."""
+
+    targets: Annotated[list[Annotated[str, msgspec.Meta(pattern="/")]], msgspec.Meta(min_length=1)] = []
+    strategy: Strategy = "fallback"
+    weights: list[Annotated[float, msgspec.Meta(ge=0)]] | None = None
+
+    def check(self) -> None:
+        if not self.targets:
+            raise Invalid("targets", 'required: a non-empty list of "<provider>/<model>"')
+        if self.weights is not None:
+            if len(self.weights) != len(self.targets):
+                raise Invalid("weights", f"must be a list of {len(self.targets)} numbers, one per target")
+            if not any(self.weights):
+                raise Invalid("weights", "at least one weight must be above 0")
+        elif self.strategy == "weighted":
+            raise Invalid("weights", "required with strategy = 'weighted'")
 
 
-@dataclass
-class RouteConfig:
-    """A model name clients may send, with several targets tried by `strategy`."""
+class ClaudeCodeClient(Table):
+    """[clients.claude-code]: the environment `dragoman code` gives Claude Code."""
 
-    targets: list[str]
-    strategy: str = "fallback"
-    weights: list[float] | None = None
+    model: NonEmpty | None = None  # ANTHROPIC_MODEL
+    opus_model: NonEmpty | None = None  # ANTHROPIC_DEFAULT_OPUS_MODEL
+    sonnet_model: NonEmpty | None = None  # ANTHROPIC_DEFAULT_SONNET_MODEL
+    haiku_model: NonEmpty | None = None  # ANTHROPIC_DEFAULT_HAIKU_MODEL (background tasks)
+    subagent_model: NonEmpty | None = None  # CLAUDE_CODE_SUBAGENT_MODEL
+    command: NonEmpty = "claude"
+    env: dict[str, str] = {}  # more variables for the session
+
+
+class CodexClient(Table):
+    """[clients.codex]: the CODEX_HOME `dragoman codex` writes for Codex."""
+
+    model: NonEmpty | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
+    command: NonEmpty = "codex"
+    home: NonEmpty | None = None  # the generated CODEX_HOME (default: in the user data dir)
+    env: dict[str, str] = {}
+
+
+class ClientsConfig(Table):
+    claude_code: ClaudeCodeClient = msgspec.field(default_factory=ClaudeCodeClient, name="claude-code")
+    codex: CodexClient = msgspec.field(default_factory=CodexClient)
 
 
 @dataclass
@@ -71,6 +150,7 @@ class Config:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
+    clients: ClientsConfig = field(default_factory=ClientsConfig)
     env_files: list[Path] = field(default_factory=list)
 
     def env(self, name: str) -> str | None:
@@ -85,23 +165,7 @@ class Config:
         return None
 
 
-_SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
-    "host": str,
-    "port": int,
-    "default_provider": str,
-    "max_body_bytes": int,
-    "workers": int,
-    "log_level": str,
-    "reasoning_memory": int,
-    "reasoning_store": str,
-    "reasoning_ttl": int,
-    "api_keys": list,
-    "retries": int,
-    "retry_backoff": (int, float),
-    "retry_backoff_max": (int, float),
-    "retry_after_max": (int, float),
-    "shutdown_grace": (int, float),
-}
+SECTIONS = ("server", "providers", "aliases", "routes", "clients")
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
 PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -152,6 +216,8 @@ def load(explicit: str | None = None) -> Config:
     path = find_config(explicit)
     if path is None:
         return Config(env_files=_env_files(None))
+    if path.is_dir():
+        raise ConfigError(path, "(file)", "is a directory; give the TOML file itself (e.g. dragoman.toml)")
     if not path.is_file():
         raise ConfigError(path, "(file)", "no such file")
     try:
@@ -165,35 +231,12 @@ def load(explicit: str | None = None) -> Config:
 
 
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
-    cfg = Config(path=path, env_files=_env_files(path))
     for key in data:
-        if key not in ("server", "providers", "aliases", "routes"):
-            raise ConfigError(path, key, "unknown section (expected server, providers, aliases, routes)")
-
-    server = _table(data, "server", path)
-    for key, value in server.items():
-        expected = _SERVER_TYPES.get(key)
-        if expected is None:
-            raise ConfigError(path, f"server.{key}", f"unknown key (expected one of {', '.join(_SERVER_TYPES)})")
-        _check_type(value, expected, path, f"server.{key}")
-        setattr(cfg.server, key, value)
-    if not 0 <= cfg.server.port <= 65535:
-        raise ConfigError(path, "server.port", f"{cfg.server.port} is not a TCP port")
-    if cfg.server.max_body_bytes <= 0:
-        raise ConfigError(path, "server.max_body_bytes", "must be positive")
-    if cfg.server.workers < 1:
-        raise ConfigError(path, "server.workers", "must be at least 1")
-    if cfg.server.reasoning_store not in ("", "memory") and not cfg.server.reasoning_store.startswith(
-        ("redis://", "rediss://", "unix://")
-    ):
-        raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
-    if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
-        raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
-    if cfg.server.retries < 0:
-        raise ConfigError(path, "server.retries", "must be 0 or more")
-    for key in ("retry_backoff", "retry_backoff_max", "retry_after_max", "shutdown_grace"):
-        if getattr(cfg.server, key) < 0:
-            raise ConfigError(path, f"server.{key}", "must be 0 or more seconds")
+        if key not in SECTIONS:
+            raise ConfigError(path, key, f"unknown section (expected {', '.join(SECTIONS)})")
+    cfg = Config(path=path, env_files=_env_files(path))
+    cfg.server = typed(data.get("server", {}), ServerConfig, "server", path)
+    cfg.clients = typed(data.get("clients", {}), ClientsConfig, "clients", path)
 
     for pid, table in _table(data, "providers", path).items():
         if not isinstance(table, dict):
@@ -206,40 +249,118 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         cfg.aliases[name] = target
 
     for name, table in _table(data, "routes", path).items():
-        cfg.routes[name] = _route(table, f"routes.{name}", path)
         if name in cfg.aliases:
             raise ConfigError(path, f"routes.{name}", "is also an alias; a name is one or the other")
+        cfg.routes[name] = typed(table, RouteConfig, f"routes.{name}", path)
     return cfg
 
 
-def _route(table: Any, key: str, path: Path | None) -> RouteConfig:
-    if not isinstance(table, dict):
-        raise ConfigError(path, key, "must be a table with `targets`")
-    for k in table:
-        if k not in ("targets", "strategy", "weights"):
-            raise ConfigError(path, f"{key}.{k}", "unknown key (expected targets, strategy, weights)")
-    targets = table.get("targets")
-    if not isinstance(targets, list) or not targets:
-        raise ConfigError(path, f"{key}.targets", 'must be a non-empty list of "<provider>/<model>"')
-    for i, target in enumerate(targets):
-        if not isinstance(target, str) or "/" not in target:
-            raise ConfigError(path, f"{key}.targets[{i}]", 'must be a string "<provider>/<model>"')
-    strategy = table.get("strategy", "fallback")
-    if strategy not in STRATEGIES:
-        raise ConfigError(path, f"{key}.strategy", f"{strategy!r}: one of {', '.join(STRATEGIES)}")
-    weights = table.get("weights")
-    if weights is not None:
-        if not isinstance(weights, list) or len(weights) != len(targets):
-            raise ConfigError(path, f"{key}.weights", f"must be a list of {len(targets)} numbers, one per target")
-        if not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights):
-            raise ConfigError(path, f"{key}.weights", "must be numbers of 0 or more")
-        if not any(weights):
-            raise ConfigError(path, f"{key}.weights", "at least one weight must be above 0")
-    elif strategy == "weighted":
-        raise ConfigError(path, f"{key}.weights", "required with strategy = 'weighted'")
-    return RouteConfig(
-        targets=list(targets), strategy=strategy, weights=[float(w) for w in weights] if weights else None
-    )
+T = TypeVar("T", bound=Table)
+
+
+def typed(value: Any, kind: type[T], key: str, path: Path | None) -> T:
+    """`value` (a TOML table) as the Table `kind`, checked; errors name `key` plus the inner key."""
+    try:
+        table = msgspec.convert(value, kind)
+        _check(table, key)
+    except msgspec.ValidationError as exc:
+        inner, problem = _explain(str(exc), value, kind)
+        raise ConfigError(path, key + inner, problem) from None
+    except Invalid as exc:
+        raise ConfigError(path, f"{key}.{exc.key}", exc.problem) from None
+    return table
+
+
+def _check(table: Table, key: str) -> None:
+    table.check()
+    for name in table.__struct_fields__:
+        inner = getattr(table, name)
+        if isinstance(inner, Table):
+            try:
+                _check(inner, key)
+            except Invalid as exc:
+                raise Invalid(f"{_encoded(type(table), name)}.{exc.key}", exc.problem) from None
+
+
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]*)`")
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_NAMES = {"object": "table", "array": "array"}
+
+
+def _explain(message: str, value: Any, kind: type[Table]) -> tuple[str, str]:
+    """msgspec's "<what> - at `$.a.b`" as (".a.b", a problem in the config's words)."""
+    what, _, at = message.partition(" - at `")
+    segments = [m.group(1) or int(m.group(2)) for m in _SEGMENT.finditer(at.rstrip("`").removeprefix("$"))]
+    inner = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in segments)
+    unknown = _UNKNOWN.match(what)
+    if unknown:
+        table = _type_at(kind, segments)
+        names = ", ".join(_encoded(table, f) for f in table.__struct_fields__) if table else ""
+        return f"{inner}.{unknown.group(1)}", f"unknown key (expected one of {names})"
+    found, given = _value_at(value, segments)
+    if what.startswith("Invalid enum value"):
+        choices = _choices(_type_at(kind, segments[:-1]), segments[-1] if segments else None)
+        return inner, f"{given!r} is not one of {', '.join(choices)}"
+    text = re.sub(r"`([^`]*)`", lambda m: _NAMES.get(m.group(1), m.group(1)), what)
+    text = (text[:1].lower() + text[1:]).replace(" | null", "")  # TOML has no null: a missing key is one
+    if found and ", got" not in text:
+        text += f", got {given!r}"
+    elif found and not isinstance(given, dict | list):
+        text += f" {given!r}"
+    return inner, text
+
+
+def _type_at(kind: type[Table], segments: list[str | int]) -> type[Table] | None:
+    """The Table type reached by following encoded field names from `kind`."""
+    current: Any = kind
+    for seg in segments:
+        if not (isinstance(current, type) and issubclass(current, Table)):
+            return None
+        fields = {f.encode_name: f.type for f in msgspec.structs.fields(current)}
+        if seg not in fields:
+            return None
+        current = _unwrap(fields[seg])
+    return current if isinstance(current, type) and issubclass(current, Table) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """The type inside `Annotated[...]` and `X | None`."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]
+            continue
+        return tp
+
+
+def _choices(table: type[Table] | None, name: str | int | None) -> list[str]:
+    if table is None or not isinstance(name, str):
+        return []
+    for f in msgspec.structs.fields(table):
+        if f.encode_name == name:
+            return [str(c) for c in typing.get_args(_unwrap(f.type))]
+    return []
+
+
+def _encoded(table: type[Table] | None, name: str) -> str:
+    """A field's name as written in TOML (`claude_code` is `claude-code`)."""
+    if table is not None:
+        for f in msgspec.structs.fields(table):
+            if f.name == name:
+                return f.encode_name
+    return name
+
+
+def _value_at(value: Any, segments: list[str | int]) -> tuple[bool, Any]:
+    for seg in segments:
+        inside = isinstance(value, list) and isinstance(seg, int) and seg < len(value)
+        if not (inside or (isinstance(value, dict) and seg in value)):
+            return False, None
+        value = value[seg]
+    return True, value
 
 
 def _table(data: dict[str, Any], name: str, path: Path | None) -> dict[str, Any]:
@@ -260,17 +381,27 @@ def _check_type(value: Any, expected: type | tuple[type, ...], path: Path | None
         raise ConfigError(path, key, f"expected {names}, got {type(value).__name__} {value!r}")
 
 
-def check_provider_table(table: dict[str, Any], pid: str, options: dict[str, Any], path: Path | None) -> None:
-    """Validate one [providers.<id>] table against the generic keys and the provider's options."""
+def check_provider_table(
+    table: dict[str, Any],
+    pid: str,
+    options: dict[str, Any],
+    path: Path | None,
+    choices: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Validate one [providers.<id>] table against the generic keys and the provider's options
+    (`choices`: the values an option may take, where the provider lists them)."""
     for key, value in table.items():
         expected: type | tuple[type, ...] | None = PROVIDER_KEYS.get(key)
         if expected is None and key in options:
             default = options[key]
             expected = type(default) if default is not None else (str, int, float, bool, list, dict)
         if expected is None:
-            valid = ", ".join([*PROVIDER_KEYS, *options])
+            valid = ", ".join(dict.fromkeys([*PROVIDER_KEYS, *options]))  # an option may share a generic name
             raise ConfigError(path, f"providers.{pid}.{key}", f"unknown key (expected one of {valid})")
         _check_type(value, expected, path, f"providers.{pid}.{key}")
+        allowed = (choices or {}).get(key)
+        if allowed and value not in allowed:
+            raise ConfigError(path, f"providers.{pid}.{key}", f"{value!r} is not one of {', '.join(allowed)}")
     if "models" in table and not all(isinstance(m, str) for m in table["models"]):
         raise ConfigError(path, f"providers.{pid}.models", "must be a list of strings")
     for sub in ("headers", "aliases"):

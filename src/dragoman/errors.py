@@ -3,7 +3,8 @@
     GatewayError
     ├── InvalidRequest          400  invalid_request_error / invalid_request_error
     │   ├── Unsupported         400  a feature the target dialect cannot express
-    │   └── ProviderNotConfigured 400 a known provider without a key
+    │   ├── ProviderNotConfigured 400 a known provider without a key
+    │   └── MethodNotAllowed    405  an endpoint asked with the wrong method (with an Allow header)
     ├── RequestTooLarge         413  request_too_large / invalid_request_error
     ├── AuthenticationFailed    401  authentication_error / authentication_error
     ├── BillingError            402  billing_error / insufficient_quota
@@ -79,6 +80,11 @@ class Unsupported(InvalidRequest):
 
 class ProviderNotConfigured(InvalidRequest):
     openai_code = "provider_not_configured"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
+    openai_code = "method_not_allowed"
 
 
 class RequestTooLarge(GatewayError):

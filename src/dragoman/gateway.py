@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
+from dragoman.discovery import ModelDiscovery
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
@@ -32,6 +33,7 @@ class Gateway:
     prices: Any = None  # prices the usage of an outcome (None: costs unknown)
     inflight: set[Trip] = field(default_factory=set)  # trips under way, for the drain
     draining: bool = False  # shutting down: new trips are refused
+    models: ModelDiscovery = field(default_factory=ModelDiscovery)  # what `/v1/models` lists, cached
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:

@@ -22,16 +22,26 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """The same listing as GET /v1/models: declared models, a local Ollama's, aliases, routes."""
+    import asyncio
+
+    from dragoman.discovery import Listed
     from dragoman.gateway import Gateway
-    from dragoman.server.fronts.meta import model_ids
 
     gw = Gateway.from_config(config_from(args))
-    ids = model_ids(gw)
-    if not ids:
+
+    async def listing() -> list[Listed]:
+        try:
+            return await gw.models.listed(gw)
+        finally:
+            await gw.upstream.close()
+
+    listed = asyncio.run(listing())
+    if not listed:
         print("no models: no provider with a key declares any (see `dragoman providers`)", file=sys.stderr)
         return 1
-    for mid, _ in ids:
-        print(mid)
+    for model in listed:
+        print(model.id)
     return 0
 
 

@@ -5,9 +5,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from dragoman.cli.common import add_config, config_from
+
+# reply headers the trip sets, and how --verbose names them
+TRIP_HEADERS = (
+    ("x-dragoman-provider", "provider {}"),
+    ("x-dragoman-attempts", "attempts {}"),
+    ("x-dragoman-latency-ms", "{} ms"),
+)
+
+
+def verbose_lines(headers: Mapping[str, str], usage: Mapping[str, Any] | None) -> list[str]:
+    """What --verbose prints: the trip's headers that are present, and the token counts."""
+    lines = []
+    trip = [label.format(headers[name]) for name, label in TRIP_HEADERS if headers.get(name)]
+    if trip:
+        lines.append(" · ".join(trip))
+    if usage:
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        tokens = f"tokens: {prompt if prompt is not None else '?'} in"
+        tokens += f" ({cached} cached)" if cached else ""
+        tokens += f", {completion if completion is not None else '?'} out"
+        tokens += f" ({reasoning} reasoning)" if reasoning else ""
+        lines.append(tokens)
+    elif usage is None:
+        lines.append("tokens: not reported")
+    return lines
 
 
 def cmd_say(args: argparse.Namespace) -> int:
@@ -21,6 +49,9 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     cfg = config_from(args)
     prompt = " ".join(args.prompt) if args.prompt else sys.stdin.read()
+    if not prompt.strip():
+        print("dragoman say: the prompt is empty (give it as arguments or on standard input)", file=sys.stderr)
+        return 2
     install_uvloop()
 
     async def run() -> int:
@@ -34,7 +65,10 @@ def cmd_say(args: argparse.Namespace) -> int:
         }
         if args.max_tokens:
             body["max_tokens"] = args.max_tokens
+        if args.verbose:
+            body["stream_options"] = {"include_usage": True}
         status = 0
+        usage: dict[str, Any] | None = None
         try:
             async with (
                 aiohttp.ClientSession() as session,
@@ -51,6 +85,8 @@ def cmd_say(args: argparse.Namespace) -> int:
                         if frame.data == b"[DONE]":
                             continue
                         data = msgspec.json.decode(frame.data)
+                        if isinstance(data.get("usage"), dict):
+                            usage = data["usage"]
                         if "error" in data:
                             print(f"\nerror: {data['error'].get('message')}", file=sys.stderr)
                             status = 1
@@ -74,6 +110,10 @@ def cmd_say(args: argparse.Namespace) -> int:
                                 if fn.get("arguments"):
                                     sys.stdout.write(fn["arguments"])
                 sys.stdout.write("\n")
+                sys.stdout.flush()
+                if args.verbose:
+                    for line in verbose_lines(resp.headers, usage):
+                        print(line, file=sys.stderr)
         finally:
             await runner.cleanup()
         return status
@@ -88,5 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", help="a system prompt")
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--show-thinking", action="store_true", help="print reasoning to stderr, dimmed")
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="print the provider, attempts, latency and tokens to stderr"
+    )
     p.add_argument("prompt", nargs="*", help="the prompt (default: standard input)")
     p.set_defaults(func=cmd_say)

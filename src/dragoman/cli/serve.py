@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from dragoman.cli.common import add_config, config_from
+from dragoman.cli.common import add_config, config_from, port_number, positive_int
 from dragoman.config import DEFAULT_PORT
 
 
@@ -32,6 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the gateway")
     add_config(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.add_argument("--port", type=port_number, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--workers", type=positive_int, help="worker processes sharing the port (default 1)")
     p.set_defaults(func=cmd_serve)

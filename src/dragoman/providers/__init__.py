@@ -71,11 +71,8 @@ def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[
         # a custom provider: a row made from its table
         dialect = table.get("dialect")
         if dialect not in DIALECTS:
-            raise ConfigError(
-                path,
-                f"providers.{pid}.dialect",
-                f"required for a custom provider: one of {', '.join(DIALECTS)}",
-            )
+            problem = "required for a custom provider" if dialect is None else f"unknown dialect {dialect!r}"
+            raise ConfigError(path, f"providers.{pid}.dialect", f"{problem}: one of {', '.join(DIALECTS)}")
         if not isinstance(table.get("base_url"), str):
             raise ConfigError(path, f"providers.{pid}.base_url", "required for a custom provider")
         specs[pid] = ProviderSpec(
@@ -90,7 +87,7 @@ def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[
     providers: dict[str, Provider] = {}
     for pid, spec in specs.items():
         table = config.providers.get(pid, {})
-        check_provider_table(table, pid, dict(spec.options), path)
+        check_provider_table(table, pid, dict(spec.options), path, spec.option_choices)
         if table.get("enabled") is False:
             continue
         providers[pid] = _apply(spec, table, config)
@@ -114,9 +111,19 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         raise ConfigError(path, f"providers.{spec.id}.cooldown_after", "must be at least 1")
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(path, f"providers.{spec.id}.base_url", f"must be an http(s) URL, got {base_url!r}")
+    if "dialect" in table and spec.dialect_option:
+        choices = spec.option_choices.get(spec.dialect_option)
+        which = f" ({' or '.join(choices)})" if choices else ""
+        raise ConfigError(
+            path,
+            f"providers.{spec.id}.dialect",
+            f"{spec.id} picks its wire format with `{spec.dialect_option}`{which}, not `dialect`",
+        )
     dialect = table.get("dialect", spec.dialect)
     if dialect not in DIALECTS:
-        raise ConfigError(path, f"providers.{spec.id}.dialect", f"one of {', '.join(DIALECTS)}")
+        raise ConfigError(
+            path, f"providers.{spec.id}.dialect", f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}"
+        )
 
     key_env = table.get("api_key_env", spec.key_env)
     keys = table.get("api_keys")

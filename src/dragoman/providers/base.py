@@ -100,6 +100,9 @@ class ProviderSpec:
     max_tokens_default: int | None = None
     capabilities: frozenset[str] = frozenset()
     options: Mapping[str, Any] = field(default_factory=dict)  # provider-specific config defaults
+    option_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # option -> its allowed values
+    # the option that picks the wire format (Kimi's `surface`): a `dialect` key would be ignored, so it is refused
+    dialect_option: str | None = None
     option_headers: Mapping[str, str] = field(default_factory=dict)  # option name -> header it sets
     hooks: Hooks = field(default_factory=Hooks)
     docs: str = ""

@@ -104,5 +104,7 @@ SPEC = ProviderSpec(
     max_tokens_default=8192,
     capabilities=frozenset({REASONING_REPLAY}),
     options={"user_agent": "claude-code/0.1.0", "surface": "anthropic"},
+    option_choices={"surface": ("anthropic", "openai")},
+    dialect_option="surface",
     hooks=KimiHooks(),
 )

@@ -66,5 +66,6 @@ SPEC = ProviderSpec(
     models=("kimi-k2.6", "minimax-m2.7", "glm-4.7", "deepseek-v4-pro", "claude-sonnet-4-6", "qwen3.6-coder"),
     capabilities=frozenset({REASONING_REPLAY}),
     options={"formats": {}},
+    dialect_option="formats",
     hooks=OpenCodeHooks(),
 )

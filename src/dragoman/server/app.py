@@ -18,13 +18,20 @@ from dragoman.server.fronts import GATEWAY, anthropic, meta, openai
 
 log = logging.getLogger("dragoman.server")
 
+# Each API endpoint answers at /v1/<path> and at /<path>: clients disagree on whether a base URL
+# ends in /v1, so both spellings of it work.
+ENDPOINTS = [
+    ("POST", "/chat/completions", openai.chat_completions),
+    ("POST", "/messages", anthropic.messages),
+    ("POST", "/messages/count_tokens", anthropic.count_tokens),
+    ("GET", "/models", meta.models),
+    ("GET", "/providers", meta.providers),
+]
+
 ROUTES = [
-    web.post("/v1/chat/completions", openai.chat_completions),
-    web.post("/v1/messages", anthropic.messages),
-    web.post("/v1/messages/count_tokens", anthropic.count_tokens),
-    web.get("/v1/models", meta.models),
-    web.get("/v1/providers", meta.providers),
+    *(web.route(method, prefix + path, handler) for method, path, handler in ENDPOINTS for prefix in ("/v1", "")),
     web.get("/health", meta.health),
+    web.route("*", "/v1/v1/{tail:.*}", meta.doubled_v1),  # a base URL that already ended in /v1
     web.route("*", "/{tail:.*}", meta.not_found),
 ]
 
@@ -139,6 +146,13 @@ def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
     if workers <= 1:
         _worker(config, host, port, False, _announce(host, 1))
         return
+    if not config.server.shared_reasoning:
+        log.warning(
+            "%d workers with the in-memory reasoning store: each worker remembers only the reasoning it saw, so a "
+            "tool-call turn that lands on another worker cannot get it back; set server.reasoning_store to a "
+            'redis:// URL (pip install "dragoman[redis]") to share it',
+            workers,
+        )
     # several processes share the port through SO_REUSEPORT: the kernel balances connections
     ctx = multiprocessing.get_context("fork")
     procs = [
