@@ -3,6 +3,7 @@
     [server]                 host, port, default_provider, max_body_bytes, workers, log_level
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
+    [prices."<provider>/<model>"]  input, output, cache_read, cache_write (USD per million tokens)
 
 Lookup order: --config, $DRAGOMAN_CONFIG, ./dragoman.toml, the user config dir. With no file at
 all every built-in provider whose key variable is set is enabled. A bad file raises `ConfigError`
@@ -44,6 +45,11 @@ class ServerConfig:
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[str] = field(default_factory=list)
+    # The usage ledger: "sqlite" (a file in the data dir), "sqlite:///path.db", "postgresql://...", "off"
+    usage_store: str = "sqlite"
+    usage_retention_days: int = 90  # 0 keeps every row
+    usage_journal_mb: int = 256  # the spill file's bound while the store is down
+    log_bodies: bool = False  # keep request and response bodies in the ledger (redacted)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # "provider/model" -> rates
     env_files: list[Path] = field(default_factory=list)
 
     def env(self, name: str) -> str | None:
@@ -77,6 +84,19 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "reasoning_store": str,
     "reasoning_ttl": int,
     "api_keys": list,
+    "usage_store": str,
+    "usage_retention_days": int,
+    "usage_journal_mb": int,
+    "log_bodies": bool,
+}
+
+PRICE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "input": (int, float),
+    "output": (int, float),
+    "cache_read": (int, float),
+    "cache_write": (int, float),
+    "source": str,
+    "date": str,
 }
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
@@ -139,8 +159,8 @@ def load(explicit: str | None = None) -> Config:
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg = Config(path=path, env_files=_env_files(path))
     for key in data:
-        if key not in ("server", "providers", "aliases"):
-            raise ConfigError(path, key, "unknown section (expected server, providers, aliases)")
+        if key not in ("server", "providers", "aliases", "prices"):
+            raise ConfigError(path, key, "unknown section (expected server, providers, aliases, prices)")
 
     server = _table(data, "server", path)
     for key, value in server.items():
@@ -161,6 +181,7 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
     if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
         raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
+    _check_usage(cfg.server, path)
 
     for pid, table in _table(data, "providers", path).items():
         if not isinstance(table, dict):
@@ -171,7 +192,45 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(target, str) or "/" not in target:
             raise ConfigError(path, f"aliases.{name}", 'must be a string "<provider>/<model>"')
         cfg.aliases[name] = target
+
+    for name, rates in _table(data, "prices", path).items():
+        cfg.prices[name] = _check_price(name, rates, path)
     return cfg
+
+
+def _check_usage(server: ServerConfig, path: Path | None) -> None:
+    store = server.usage_store
+    if not (
+        store in ("off", "sqlite")
+        or (store.startswith("sqlite://") and len(store) > len("sqlite://"))
+        or store.startswith(("postgresql://", "postgres://"))
+    ):
+        raise ConfigError(
+            path,
+            "server.usage_store",
+            f"{store!r}: expected 'sqlite', 'sqlite:///path/usage.db', 'postgresql://user@host:5432/db' or 'off'",
+        )
+    if server.usage_retention_days < 0:
+        raise ConfigError(path, "server.usage_retention_days", "must be 0 (keep everything) or a number of days")
+    if server.usage_journal_mb < 1:
+        raise ConfigError(path, "server.usage_journal_mb", "must be at least 1")
+
+
+def _check_price(name: str, rates: Any, path: Path | None) -> dict[str, Any]:
+    key = f'prices."{name}"'
+    provider, _, model = name.partition("/")
+    if not provider or not model:
+        raise ConfigError(path, key, 'name it "<provider>/<model>" (or "<provider>/*" for every model)')
+    if not isinstance(rates, dict):
+        raise ConfigError(path, key, "must be a table: input, output, cache_read, cache_write (USD per million tokens)")
+    for field_name, value in rates.items():
+        expected = PRICE_KEYS.get(field_name)
+        if expected is None:
+            raise ConfigError(path, f"{key}.{field_name}", f"unknown key (expected one of {', '.join(PRICE_KEYS)})")
+        _check_type(value, expected, path, f"{key}.{field_name}")
+        if expected is not str and value < 0:
+            raise ConfigError(path, f"{key}.{field_name}", "a price cannot be negative")
+    return dict(rates)
 
 
 def _table(data: dict[str, Any], name: str, path: Path | None) -> dict[str, Any]:

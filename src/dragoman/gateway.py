@@ -1,5 +1,5 @@
 """The gateway as a library object: config, providers, routing, the upstream pool, the reasoning
-memory and the sinks that see every finished request. The HTTP server and `dragoman say` both drive
+memory, the price table and the sinks that see every finished request. The HTTP server and `dragoman say` both drive
 one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
+from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
@@ -23,6 +24,7 @@ class Gateway:
     reasoning: ReasoningStore
     upstream: Upstream = field(default_factory=Upstream)
     sinks: Sinks = field(default_factory=Sinks)
+    prices: PriceTable = field(default_factory=PriceTable.builtin)  # sets Outcome.cost_usd
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
@@ -41,7 +43,13 @@ class Gateway:
         router = Router(providers, config.aliases, default)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
-        gw = cls(config=config, providers=providers, router=router, reasoning=store)
+        gw = cls(
+            config=config,
+            providers=providers,
+            router=router,
+            reasoning=store,
+            prices=PriceTable.from_config(config.prices),
+        )
         from dragoman.observe import sinks
 
         gw.sinks = sinks.build(gw)

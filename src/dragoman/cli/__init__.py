@@ -9,7 +9,7 @@ from importlib import import_module
 from dragoman import __version__
 from dragoman.config import ConfigError
 
-COMMANDS = ("serve", "say", "catalog")
+COMMANDS = ("serve", "say", "catalog", "ledger")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dragoman.config import Config
 from dragoman.gateway import Gateway
-from dragoman.server.fronts import GATEWAY, anthropic, meta, openai
+from dragoman.server.fronts import GATEWAY, anthropic, meta, openai, usage
 
 log = logging.getLogger("dragoman.server")
 
@@ -24,6 +24,7 @@ ROUTES = [
     web.post("/v1/messages/count_tokens", anthropic.count_tokens),
     web.get("/v1/models", meta.models),
     web.get("/v1/providers", meta.providers),
+    web.get("/v1/usage", usage.usage),
     web.get("/health", meta.health),
     web.route("*", "/{tail:.*}", meta.not_found),
 ]
