@@ -102,6 +102,12 @@ def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
         ('[aliases]\nfoo = "no-slash"\n', "aliases.foo", "<provider>/<model>"),
         ('[aliases]\nfoo = "ghost/model"\n', "aliases.foo", "no provider"),
         ("[bogus]\n", "bogus", "unknown section"),
+        ('[server]\nusage_store = "mysql://x"\n', "server.usage_store", "postgresql://"),
+        ('[server]\nusage_store = "sqlite://"\n', "server.usage_store", "sqlite:///path/usage.db"),
+        ("[server]\nusage_retention_days = -1\n", "server.usage_retention_days", "keep everything"),
+        ("[server]\nusage_journal_mb = 0\n", "server.usage_journal_mb", "at least 1"),
+        ('[server]\nlog_bodies = "yes"\n', "server.log_bodies", "expected bool"),
+        ('[prices."kimi/kimi-for-coding"]\ninput = -0.5\n', 'prices."kimi/kimi-for-coding".input', "negative"),
         ("[server\n", "(syntax)", ""),
     ],
 )
@@ -145,3 +151,22 @@ def test_reasoning_store_must_be_memory_or_redis():
         parse({"server": {"reasoning_store": "postgres://x"}})
     assert "server.reasoning_store" in str(err.value)
     assert parse({"server": {"reasoning_store": "redis://127.0.0.1:6379/0"}}).server.reasoning_store.startswith("redis")
+
+
+def test_usage_ledger_keys_load():
+    cfg = parse(
+        {
+            "server": {
+                "usage_store": "postgresql://dragoman@db:5432/usage",
+                "usage_retention_days": 30,
+                "usage_journal_mb": 64,
+                "log_bodies": True,
+            },
+            "prices": {"kimi/kimi-for-coding": {"input": 0.6, "output": 2.5}},
+        }
+    )
+    assert cfg.server.usage_store == "postgresql://dragoman@db:5432/usage"
+    assert (cfg.server.usage_retention_days, cfg.server.usage_journal_mb, cfg.server.log_bodies) == (30, 64, True)
+    assert cfg.prices == {"kimi/kimi-for-coding": {"input": 0.6, "output": 2.5}}
+    defaults = parse({}).server
+    assert (defaults.usage_store, defaults.usage_retention_days, defaults.log_bodies) == ("sqlite", 90, False)

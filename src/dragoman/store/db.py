@@ -139,7 +139,7 @@ class SqliteDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.description = f"sqlite:///{path}"
+        self.description = f"sqlite://{path}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dragoman-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -284,9 +284,15 @@ class PostgresDatabase:
         description = describe(url)
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=4, timeout=CONNECT_TIMEOUT, command_timeout=STATEMENT_TIMEOUT
-            )
+                url, min_size=0, max_size=4, timeout=CONNECT_TIMEOUT, command_timeout=STATEMENT_TIMEOUT
+            )  # no floor of idle connections: asyncpg would log a traceback a second while it is down
         except Exception as exc:
+            raise StoreError(f"{description}: {_reason(exc)}") from None
+        try:
+            await pool.execute("SELECT 1")  # reachable now, or open fails like any other store
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await pool.close()
             raise StoreError(f"{description}: {_reason(exc)}") from None
         return cls(pool, description)
 

@@ -6,8 +6,9 @@ segments by renaming them (`....replay-<pid>`; rename is atomic, so one claimant
 closed segments, those of processes that are gone, and claims left by a replayer that died.
 Inserts are idempotent on the request id, so a segment replayed twice after a crash is harmless.
 
-Every method blocks (file I/O): the ledger runs them on its own journal thread. The directory's
-size is bounded; rows that do not fit are refused, and the caller counts them as dropped.
+Every method blocks (file I/O): the ledger runs them on its own journal thread (and, for a burst,
+on the event loop's), so they hold a lock. The directory's size is bounded; rows that do not fit
+are refused, and the caller counts them as dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -56,6 +58,7 @@ class Journal:
         self._path: Path | None = None
         self._bytes: int | None = None  # the directory's size as last measured, plus what we added
         self._serial = 0
+        self._lock = threading.RLock()
 
     def _size(self) -> int:
         if self._bytes is None:
@@ -71,6 +74,10 @@ class Journal:
         """Append what fits under the size bound; returns how many were written (in order)."""
         if not outcomes:
             return 0
+        with self._lock:
+            return self._append(outcomes)
+
+    def _append(self, outcomes: list[Outcome]) -> int:
         lines = [_encoder.encode(o) + b"\n" for o in outcomes]
         room = self.max_bytes - self._size()
         fitting = 0
@@ -92,13 +99,17 @@ class Journal:
             self._file.flush()  # in the OS's hands: survives this process dying, not the machine
         except OSError as exc:
             log.error("usage journal %s: cannot write: %s", self.directory, exc)
-            self.rotate()
+            self._rotate()
             return 0
         self._bytes = self._size() + used
         return fitting
 
     def rotate(self) -> None:
         """Close the current segment, so it can be claimed; the next append starts another."""
+        with self._lock:
+            self._rotate()
+
+    def _rotate(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
@@ -107,7 +118,11 @@ class Journal:
 
     def claim(self) -> list[Path]:
         """Take every segment this process may replay."""
-        self.rotate()
+        with self._lock:
+            return self._claim()
+
+    def _claim(self) -> list[Path]:
+        self._rotate()
         me = os.getpid()
         claimed: list[Path] = []
         try:
@@ -138,9 +153,9 @@ class Journal:
         return claimed
 
     def done(self, path: Path) -> None:
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):
             path.unlink()
-        self._bytes = None
+            self._bytes = None
 
     def pending(self) -> bool:
         """Whether any segment waits for replay (this process's or an orphan)."""

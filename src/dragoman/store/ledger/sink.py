@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,7 @@ class Ledger:
         self._up = asyncio.Event()
         self._db: Database | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dragoman-journal")
+        self._spill_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._spill_task: asyncio.Task[None] | None = None
@@ -112,10 +114,11 @@ class Ledger:
             self._spill_now([outcome])  # a straggler after close: straight to disk
             return
         queue = self._queue
-        if len(queue) >= 2 * self.queue_max:
-            self._drop(1, "the queue is full and the journal cannot keep up")
-            return
         queue.append(outcome)
+        if len(queue) >= 2 * self.queue_max:
+            # a burst faster than the spill thread: write the excess to disk here rather than drop it
+            self._spill_now(self._take(len(queue) - self.queue_max // 2))
+            self._journal_pending = True
         if len(queue) >= self.queue_max and self._spill_task is None:
             self._spill_task = asyncio.get_running_loop().create_task(self._spill_overflow())
         if not self._wake.is_set():
@@ -247,6 +250,7 @@ class Ledger:
         self.counters.store_failures += 1
         if self._up.is_set() or self.counters.store_failures == 1:
             reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            reason = reason.removeprefix(f"{self.description}: ")
             log.warning(
                 "usage store %s unavailable (%s): rows go to the journal in %s until it is back",
                 self.description,
@@ -299,12 +303,14 @@ class Ledger:
     # --- the journal side -----------------------------------------------------------------------
 
     def _spill_now(self, outcomes: list[Outcome]) -> None:
-        """Blocking: clean and append; what does not fit is dropped and counted."""
+        """Blocking: clean and append; what does not fit is dropped and counted. Runs on the journal
+        thread, or (a burst, a straggler after close) on the caller's: hence the lock."""
         cleaned = [clean(o, self.log_bodies, self.secrets) for o in outcomes]
-        written = self.journal.append(cleaned)
-        self.counters.journaled += written
-        if written < len(cleaned):
-            self._drop(len(cleaned) - written, "the journal is full")
+        with self._spill_lock:  # counters are bumped from two threads
+            written = self.journal.append(cleaned)
+            self.counters.journaled += written
+            if written < len(cleaned):
+                self._drop(len(cleaned) - written, "the journal is full")
 
     async def _spill(self, outcomes: list[Outcome]) -> None:
         if outcomes:
@@ -315,7 +321,7 @@ class Ledger:
         """The store is slow: move the oldest queued rows to disk until the queue is half empty."""
         try:
             while len(self._queue) > self.queue_max // 2:
-                await self._spill(self._take(min(self.batch_max, len(self._queue) - self.queue_max // 2)))
+                await self._spill(self._take(len(self._queue) - self.queue_max // 2))
         finally:
             self._spill_task = None
 
