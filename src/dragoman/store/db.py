@@ -119,42 +119,28 @@ async def open_database(url: str) -> Database:
 class _SqliteTx:
     kind: Kind = "sqlite"
 
-    def __init__(self, db: SqliteDatabase) -> None:
-        self._db = db
+    def __init__(self, thread: _SqliteThread) -> None:
+        self._thread = thread
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self._db._call(lambda c: c.execute(sql, params).rowcount)
+        return await self._thread.call(lambda c: c.execute(sql, params).rowcount)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return await self._db._call(lambda c: [dict(r) for r in c.execute(sql, params).fetchall()])
+        return await self._thread.call(lambda c: [dict(r) for r in c.execute(sql, params).fetchall()])
 
     async def lock(self, name: str) -> None:
         return None  # BEGIN IMMEDIATE already holds the database's single write lock
 
 
-class SqliteDatabase:
-    """One connection, owned by one thread; a lock keeps one statement or transaction at a time."""
+class _SqliteThread:
+    """One connection owned by one thread; the lock keeps one statement or transaction at a time."""
 
-    kind: Kind = "sqlite"
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, description: str, name: str) -> None:
         self.path = path
-        self.description = f"sqlite://{path}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dragoman-sqlite")
+        self.description = description
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
-        # SQLite >= 3.32 takes 32766 bound parameters per statement, older ones 999
-        self._max_params = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 990
-
-    @classmethod
-    async def open(cls, path: Path) -> SqliteDatabase:
-        db = cls(path)
-        try:
-            await db._call(lambda _c: None)
-        except StoreError:
-            db._executor.shutdown(wait=False)
-            raise
-        return db
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,34 +156,68 @@ class SqliteDatabase:
             self._conn = self._connect()
         return fn(self._conn)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            return await loop.run_in_executor(self._executor, self._run, fn)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._run, fn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.description}: {exc}") from exc
         except RuntimeError as exc:  # the executor was shut down
             raise StoreError(f"{self.description}: closed") from exc
 
+    async def close(self) -> None:
+        async with self.lock:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(sqlite3.Error, RuntimeError):
+                    # on the connection's own thread; the last close checkpoints the WAL
+                    await asyncio.get_running_loop().run_in_executor(self.executor, conn.close)
+        self.executor.shutdown(wait=False)
+
+
+class SqliteDatabase:
+    """A writer connection and a reader connection, each on its own thread: in WAL mode a long
+    report (`GET /v1/usage`) never holds up the ledger's inserts."""
+
+    kind: Kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite://{path}"
+        self._writer = _SqliteThread(path, self.description, "dragoman-sqlite")
+        self._reader = _SqliteThread(path, self.description, "dragoman-sqlite-read")
+        # SQLite >= 3.32 takes 32766 bound parameters per statement, older ones 999
+        self._max_params = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 990
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteDatabase:
+        db = cls(path)
+        try:
+            await db._writer.call(lambda _c: None)
+        except StoreError:
+            await db.close()
+            raise
+        return db
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._lock:
-            return await self._call(lambda c: c.execute(sql, params).rowcount)
+        async with self._writer.lock:
+            return await self._writer.call(lambda c: c.execute(sql, params).rowcount)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        async with self._lock:
-            return await self._call(lambda c: [dict(r) for r in c.execute(sql, params).fetchall()])
+        async with self._reader.lock:
+            return await self._reader.call(lambda c: [dict(r) for r in c.execute(sql, params).fetchall()])
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self._lock:
-            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+        writer = self._writer
+        async with writer.lock:
+            await writer.call(lambda c: c.execute("BEGIN IMMEDIATE"))
             try:
-                yield _SqliteTx(self)
+                yield _SqliteTx(writer)
             except BaseException:
                 with contextlib.suppress(StoreError):
-                    await self._call(lambda c: c.execute("ROLLBACK"))
+                    await writer.call(lambda c: c.execute("ROLLBACK"))
                 raise
-            await self._call(lambda c: c.execute("COMMIT"))
+            await writer.call(lambda c: c.execute("COMMIT"))
 
     async def insert_ignore(
         self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], key: str
@@ -219,20 +239,17 @@ class SqliteDatabase:
                     inserted += conn.execute(sql, [v for row in chunk for v in row]).rowcount
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return inserted
 
-        async with self._lock:
-            return await self._call(insert)
+        async with self._writer.lock:
+            return await self._writer.call(insert)
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                with contextlib.suppress(StoreError):
-                    await self._call(lambda _c: conn.close())
-        self._executor.shutdown(wait=False)
+        await self._writer.close()
+        await self._reader.close()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
