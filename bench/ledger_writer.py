@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from dragoman.canonical import Usage  # noqa: E402
-from dragoman.store.db import open_database  # noqa: E402
-from dragoman.store.ledger import Ledger  # noqa: E402
-from dragoman.trip.outcome import Attempt, Outcome, new_request_id  # noqa: E402
+from dragoman.canonical import Usage
+from dragoman.store.db import open_database
+from dragoman.store.ledger import Ledger
+from dragoman.trip.outcome import Attempt, Outcome, new_request_id
 
 
 def outcomes(n: int) -> list[Outcome]:
