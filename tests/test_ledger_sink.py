@@ -252,6 +252,34 @@ async def test_a_slow_store_spills_the_queue_to_the_journal_then_catches_up(tmp_
     assert journal_files(tmp_path / "journal") == []
 
 
+async def test_close_with_a_hung_store_keeps_every_row_in_the_journal(tmp_path: Path):
+    path = tmp_path / "usage.db"
+    url = f"sqlite://{path}"
+    db = await open_database(url)
+    await MIGRATIONS.apply(db)
+    await db.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the insert in flight at close never finishes in time
+    journal = tmp_path / "journal"
+    sink = Ledger(url, journal_dir=journal, close_timeout=1.0, insert_timeout=60.0, linger=0.0)
+    await sink.start()
+    records = [outcome() for _ in range(120)]
+    for o in records:
+        sink.record(o)
+    await asyncio.sleep(0.3)  # the writer is inside its insert, waiting for the lock
+    await sink.close()
+    assert sink.stats()["journaled"] == 120 and sink.stats()["written"] == 0
+    holder.execute("COMMIT")
+    holder.close()
+
+    after = Ledger(url, journal_dir=journal)
+    await after.start()
+    await eventually(lambda: after.stats()["replayed"] == 120, what="the replay")
+    await after.close()
+    ids = await request_ids(url)
+    assert len(ids) == len(set(ids)) == 120 and set(ids) == {o.request_id for o in records}
+
+
 async def test_a_segment_left_by_a_dead_worker_is_replayed(tmp_path: Path):
     journal = tmp_path / "journal"
     journal.mkdir()

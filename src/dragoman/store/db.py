@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach PostgreSQL before the store counts as down
 STATEMENT_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 2.0
 
 _DDL: dict[Kind, dict[ColumnType, str]] = {
     "sqlite": {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bool": "INTEGER", "json": "TEXT"},
@@ -168,9 +169,12 @@ class _SqliteThread:
         async with self.lock:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
-                with contextlib.suppress(sqlite3.Error, RuntimeError):
-                    # on the connection's own thread; the last close checkpoints the WAL
-                    await asyncio.get_running_loop().run_in_executor(self.executor, conn.close)
+                with contextlib.suppress(sqlite3.Error, RuntimeError, TimeoutError):
+                    # on the connection's own thread (the last close checkpoints the WAL), unless
+                    # that thread is stuck behind another process's lock: then shutdown goes on
+                    await asyncio.wait_for(
+                        asyncio.get_running_loop().run_in_executor(self.executor, conn.close), CLOSE_TIMEOUT
+                    )
         self.executor.shutdown(wait=False)
 
 

@@ -270,14 +270,15 @@ class Ledger:
 
     async def _write_batch(self) -> None:
         batch = self._take(self.batch_max)
-        self._inflight = batch
+        self._inflight = batch  # cancelled mid-insert (close timed out): close() journals it
         try:
             await self._insert(batch)
         except Exception as exc:
             self._failed(exc)
-            await self._spill(batch)
-        finally:
             self._inflight = []
+            await self._spill(batch)  # handed to the journal thread before the first suspension
+            return
+        self._inflight = []
 
     async def _replay(self) -> None:
         self._journal_pending = False
