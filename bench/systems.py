@@ -396,6 +396,7 @@ def build_systems(args: argparse.Namespace, tmp: Path, cpus: CpuLayout) -> list[
                     CpuLayout.prefix(cpus.sut_cpus(w)) + cmd,
                     workers=w,
                     footprint=(dpy, [["dragoman", []]], [str(ROOT / "src" / "dragoman")]),
+                    env={"DRAGOMAN_DATA_DIR": str(tmp / f"data-{port}")},  # its ledger, not the user's
                 )
             )
     if "litellm" in wanted:

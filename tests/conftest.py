@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,6 +107,38 @@ class FakeUpstream:
             await self._runner.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every process it starts) keeps its ledger and journal in its own temp dir,
+    never in the user's home."""
+    path = tmp_path / "dragoman-data"
+    monkeypatch.setenv("DRAGOMAN_DATA_DIR", str(path))
+    return path
+
+
+PG_HOST = os.environ.get("DRAGOMAN_TEST_PG", "127.0.0.1:5432")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (created from the CI's `test` database, trust
+    auth, the current user), dropped afterwards."""
+    import asyncpg
+
+    name = f"dragoman_t{os.getpid()}_{os.urandom(4).hex()}"
+    admin = await asyncpg.connect(f"postgresql://{PG_HOST}/test")
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield f"postgresql://{PG_HOST}/{name}"
+    admin = await asyncpg.connect(f"postgresql://{PG_HOST}/test")
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()
@@ -127,8 +161,9 @@ GatewayFactory = Callable[..., Awaitable[RunningGateway]]
 
 
 @pytest.fixture
-async def gateway(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GatewayFactory]:
-    """`await gateway(toml_dict)` starts a gateway with that config on an ephemeral port."""
+async def gateway(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> AsyncIterator[GatewayFactory]:
+    """`await gateway(toml_dict)` starts a gateway with that config on an ephemeral port; its usage
+    ledger (SQLite by default) lives in the test's own data dir."""
     runners: list[Any] = []
     # no key from the developer's environment may leak into a test
     for var in (

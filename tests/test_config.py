@@ -116,6 +116,12 @@ def test_key_from_dotenv_file_when_not_in_environment(tmp_path: Path):
         ('[clients.claude-code]\nmodle = "x"\n', "clients.claude-code.modle", "unknown key (expected one of model,"),
         ("[clients.codex]\nmodel = 5\n", "clients.codex.model", "expected str, got int 5"),
         ("[clients.cursor]\n", "clients.cursor", "expected one of claude-code, codex"),
+        ('[server]\nusage_store = "mysql://x"\n', "server.usage_store", "postgresql://"),
+        ('[server]\nusage_store = "sqlite://"\n', "server.usage_store", "sqlite:///path/usage.db"),
+        ("[server]\nusage_retention_days = -1\n", "server.usage_retention_days", "keep everything"),
+        ("[server]\nusage_journal_mb = 0\n", "server.usage_journal_mb", "at least 1"),
+        ('[server]\nlog_bodies = "yes"\n', "server.log_bodies", "expected bool"),
+        ('[prices."kimi/kimi-for-coding"]\ninput = -0.5\n', 'prices."kimi/kimi-for-coding".input', ">= 0.0, got -0.5"),
         ("[server\n", "(syntax)", ""),
     ],
 )
@@ -194,3 +200,22 @@ def test_serve_with_a_bad_log_level_is_a_config_error(tmp_path: Path):
         [sys.executable, "-m", "dragoman", "serve", "--config", str(path)], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2 and "server.log_level" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_usage_ledger_keys_load():
+    cfg = parse(
+        {
+            "server": {
+                "usage_store": "postgresql://dragoman@db:5432/usage",
+                "usage_retention_days": 30,
+                "usage_journal_mb": 64,
+                "log_bodies": True,
+            },
+            "prices": {"kimi/kimi-for-coding": {"input": 0.6, "output": 2.5}},
+        }
+    )
+    assert cfg.server.usage_store == "postgresql://dragoman@db:5432/usage"
+    assert (cfg.server.usage_retention_days, cfg.server.usage_journal_mb, cfg.server.log_bodies) == (30, 64, True)
+    assert cfg.prices == {"kimi/kimi-for-coding": {"input": 0.6, "output": 2.5}}
+    defaults = parse({}).server
+    assert (defaults.usage_store, defaults.usage_retention_days, defaults.log_bodies) == ("sqlite", 90, False)

@@ -4,6 +4,7 @@
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
     [routes.<name>]          targets = ["<provider>/<model>", ...], strategy, weights
+    [prices."<provider>/<model>"]  input, output, cache_read, cache_write (USD per million tokens)
     [clients.claude-code]    what `dragoman code` sets for Claude Code (models, command, env)
     [clients.codex]          what `dragoman codex` writes for Codex
 
@@ -85,12 +86,31 @@ class ServerConfig(Table):
     retry_backoff_max: Seconds = 8.0
     retry_after_max: Seconds = 10.0  # an upstream's longer retry-after goes back to the client (or a fallback)
     shutdown_grace: Seconds = 30.0  # SIGTERM waits this long for in-flight requests
+    # The usage ledger: "sqlite" (a file in the data dir), "sqlite:///path.db", "postgresql://...", "off"
+    usage_store: str = "sqlite"
+    usage_retention_days: int = 90  # 0 keeps every row
+    usage_journal_mb: int = 256  # the spill file's bound while the store is down
+    log_bodies: bool = False  # keep request and response bodies in the ledger (redacted)
 
     def check(self) -> None:
         if self.reasoning_store not in ("", "memory") and not self.reasoning_store.startswith(
             ("redis://", "rediss://", "unix://")
         ):
             raise Invalid("reasoning_store", "must be 'memory' or a redis:// URL")
+        store = self.usage_store
+        if not (
+            store in ("off", "sqlite")
+            or (store.startswith("sqlite://") and len(store) > len("sqlite://"))
+            or store.startswith(("postgresql://", "postgres://"))
+        ):
+            raise Invalid(
+                "usage_store",
+                f"{store!r}: expected 'sqlite', 'sqlite:///path/usage.db', 'postgresql://user@host:5432/db' or 'off'",
+            )
+        if self.usage_retention_days < 0:
+            raise Invalid("usage_retention_days", "must be 0 (keep everything) or a number of days")
+        if self.usage_journal_mb < 1:
+            raise Invalid("usage_journal_mb", "must be at least 1")
 
     @property
     def shared_reasoning(self) -> bool:
@@ -114,6 +134,17 @@ class RouteConfig(Table):
                 raise Invalid("weights", "at least one weight must be above 0")
         elif self.strategy == "weighted":
             raise Invalid("weights", "required with strategy = 'weighted'")
+
+
+class PriceConfig(Table):
+    """[prices."provider/model"]: USD per million tokens, overriding the built-in table."""
+
+    input: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    output: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    cache_read: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    cache_write: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    source: str | None = None
+    date: str | None = None
 
 
 class ClaudeCodeClient(Table):
@@ -150,6 +181,7 @@ class Config:
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
+    prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # "provider/model" -> rates
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     env_files: list[Path] = field(default_factory=list)
 
@@ -165,7 +197,7 @@ class Config:
         return None
 
 
-SECTIONS = ("server", "providers", "aliases", "routes", "clients")
+SECTIONS = ("server", "providers", "aliases", "routes", "prices", "clients")
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
 PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -252,6 +284,14 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         if name in cfg.aliases:
             raise ConfigError(path, f"routes.{name}", "is also an alias; a name is one or the other")
         cfg.routes[name] = typed(table, RouteConfig, f"routes.{name}", path)
+
+    for name, rates in _table(data, "prices", path).items():
+        key = f'prices."{name}"'
+        provider, _, model = name.partition("/")
+        if not provider or not model:
+            raise ConfigError(path, key, 'name it "<provider>/<model>" (or "<provider>/*" for every model)')
+        price = typed(rates, PriceConfig, key, path)
+        cfg.prices[name] = {k: v for k in price.__struct_fields__ if (v := getattr(price, k)) is not None}
     return cfg
 
 

@@ -1,15 +1,16 @@
 """The gateway as a library object: config, providers, routing, the upstream pool, the reasoning
-memory and the sinks that see every finished request. The HTTP server and `dragoman say` both drive
+memory, the price table and the sinks that see every finished request. The HTTP server and `dragoman say` both drive
 one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.discovery import ModelDiscovery
+from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.store.reasoning import ReasoningStore, open_store
@@ -30,7 +31,7 @@ class Gateway:
     upstream: Upstream = field(default_factory=Upstream)
     sinks: Sinks = field(default_factory=Sinks)
     health: Health = field(default_factory=Health)  # cooldowns, failures, in-flight per target
-    prices: Any = None  # prices the usage of an outcome (None: costs unknown)
+    prices: PriceTable = field(default_factory=PriceTable.builtin)  # sets Outcome.cost_usd
     inflight: set[Trip] = field(default_factory=set)  # trips under way, for the drain
     draining: bool = False  # shutting down: new trips are refused
     models: ModelDiscovery = field(default_factory=ModelDiscovery)  # what `/v1/models` lists, cached
@@ -59,7 +60,13 @@ class Gateway:
         router = Router(providers, config.aliases, default, config.routes)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
-        gw = cls(config=config, providers=providers, router=router, reasoning=store)
+        gw = cls(
+            config=config,
+            providers=providers,
+            router=router,
+            reasoning=store,
+            prices=PriceTable.from_config(config.prices),
+        )
         from dragoman.observe import sinks
 
         gw.sinks = sinks.build(gw)

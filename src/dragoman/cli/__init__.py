@@ -10,7 +10,7 @@ from importlib import import_module
 from dragoman import __version__
 from dragoman.config import ConfigError
 
-COMMANDS = ("serve", "say", "catalog", "agents")
+COMMANDS = ("serve", "say", "catalog", "agents", "ledger")
 
 
 def main(argv: list[str] | None = None) -> int:

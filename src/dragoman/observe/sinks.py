@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dragoman.sinks")
 
-BUILTIN: tuple[str, ...] = ()
+BUILTIN: tuple[str, ...] = ("dragoman.store.ledger:make_sink",)
 
 
 def _load(ref: str) -> Callable[[Gateway], Sink | None]:

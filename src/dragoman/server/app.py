@@ -14,7 +14,7 @@ from aiohttp import web
 
 from dragoman.config import Config
 from dragoman.gateway import Gateway
-from dragoman.server.fronts import GATEWAY, anthropic, meta, openai
+from dragoman.server.fronts import GATEWAY, anthropic, meta, openai, usage
 
 log = logging.getLogger("dragoman.server")
 
@@ -26,6 +26,7 @@ ENDPOINTS = [
     ("POST", "/messages/count_tokens", anthropic.count_tokens),
     ("GET", "/models", meta.models),
     ("GET", "/providers", meta.providers),
+    ("GET", "/usage", usage.usage),
 ]
 
 ROUTES = [
