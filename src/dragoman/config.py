@@ -3,6 +3,9 @@
     [server]                 host, port, default_provider, max_body_bytes, workers, log_level
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
+    [router]                 request-signal rules: default, background, think, long_context,
+                             web_search, image (each a model name), long_context_threshold,
+                             think_effort, background_models
 
 Lookup order: --config, $DRAGOMAN_CONFIG, ./dragoman.toml, the user config dir. With no file at
 all every built-in provider whose key variable is set is enabled. A bad file raises `ConfigError`
@@ -46,12 +49,29 @@ class ServerConfig:
     api_keys: list[str] = field(default_factory=list)
 
 
+# The router's rules, in the order they are tried (`default` last).
+RULES = ("long_context", "image", "background", "web_search", "think", "default")
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+@dataclass
+class RouterConfig:
+    """`[router]`: which model a request goes to by what it is (see routing.py)."""
+
+    targets: dict[str, str] = field(default_factory=dict)  # rule name -> model name or route
+    long_context_threshold: int = 60_000  # estimated input tokens (claude-code-router's default)
+    think_effort: str = "high"  # the reasoning effort from which `think` fires
+    # requested names that mark a background request (Claude Code's small fast model)
+    background_models: list[str] = field(default_factory=lambda: ["claude-*haiku*"])
+
+
 @dataclass
 class Config:
     path: Path | None = None
     server: ServerConfig = field(default_factory=ServerConfig)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    router: RouterConfig = field(default_factory=RouterConfig)
     env_files: list[Path] = field(default_factory=list)
 
     def env(self, name: str) -> str | None:
@@ -95,6 +115,8 @@ PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
     "connect_timeout": (int, float),
     "enabled": bool,
     "title": str,
+    "auth": str,  # "key" (the configured key, the default) or "client" (the key the client sent)
+    "identity": str,  # "claude-code": present upstream as Claude Code (Anthropic dialect only)
 }
 
 
@@ -139,8 +161,8 @@ def load(explicit: str | None = None) -> Config:
 def parse(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg = Config(path=path, env_files=_env_files(path))
     for key in data:
-        if key not in ("server", "providers", "aliases"):
-            raise ConfigError(path, key, "unknown section (expected server, providers, aliases)")
+        if key not in ("server", "providers", "aliases", "router"):
+            raise ConfigError(path, key, "unknown section (expected server, providers, aliases, router)")
 
     server = _table(data, "server", path)
     for key, value in server.items():
@@ -171,7 +193,35 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         if not isinstance(target, str) or "/" not in target:
             raise ConfigError(path, f"aliases.{name}", 'must be a string "<provider>/<model>"')
         cfg.aliases[name] = target
+    cfg.router = _router(_table(data, "router", path), path)
     return cfg
+
+
+def _router(table: dict[str, Any], path: Path | None) -> RouterConfig:
+    out = RouterConfig()
+    for key, value in table.items():
+        where = f"router.{key}"
+        if key in RULES:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(path, where, "must be a model name (a route, an alias or <provider>/<model>)")
+            out.targets[key] = value
+        elif key == "long_context_threshold":
+            _check_type(value, int, path, where)
+            if value <= 0:
+                raise ConfigError(path, where, "must be a positive number of tokens")
+            out.long_context_threshold = value
+        elif key == "think_effort":
+            if value not in EFFORTS:
+                raise ConfigError(path, where, f"one of {', '.join(EFFORTS)}")
+            out.think_effort = value
+        elif key == "background_models":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(path, where, "must be a list of model-name patterns")
+            out.background_models = list(value)
+        else:
+            valid = ", ".join([*RULES, "long_context_threshold", "think_effort", "background_models"])
+            raise ConfigError(path, where, f"unknown key (expected one of {valid})")
+    return out
 
 
 def _table(data: dict[str, Any], name: str, path: Path | None) -> dict[str, Any]:

@@ -4,8 +4,10 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from dragoman import credentials
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.providers.base import Provider
@@ -23,10 +25,12 @@ class Gateway:
     reasoning: ReasoningStore
     upstream: Upstream = field(default_factory=Upstream)
     sinks: Sinks = field(default_factory=Sinks)
+    is_gateway_key: Callable[[str], bool] = credentials.no_gateway_keys
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
-        providers = catalog.build(config)
+        specs = catalog.specs_for(config)
+        providers = catalog.build(config, specs)
         default = config.server.default_provider
         if default not in providers:
             raise ConfigError(
@@ -38,10 +42,16 @@ class Gateway:
             pid = target.partition("/")[0]
             if pid not in providers:
                 raise ConfigError(config.path, f"aliases.{name}", f"{target!r}: no provider named {pid!r}")
-        router = Router(providers, config.aliases, default)
+        for rule, target in config.router.targets.items():
+            prefix, slash, _ = target.partition("/")
+            if slash and target not in config.aliases and prefix in specs and prefix not in providers:
+                raise ConfigError(config.path, f"router.{rule}", f"{target!r}: provider {prefix!r} is disabled")
+        router = Router(providers, config.aliases, default, known=specs, rules=config.router)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
         gw = cls(config=config, providers=providers, router=router, reasoning=store)
+        if server.api_keys:
+            gw.is_gateway_key = credentials.matches_any(server.api_keys)
         from dragoman.observe import sinks
 
         gw.sinks = sinks.build(gw)
@@ -50,6 +60,11 @@ class Gateway:
     async def start(self) -> None:
         """Open what needs the event loop (stores, writers)."""
         await self.sinks.start()
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        """The client's own provider key in a request's headers (never a gateway key), for
+        providers with `auth = "client"`. Never log or store it."""
+        return credentials.client_key(headers, self.is_gateway_key)
 
     @property
     def max_body(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -136,6 +136,8 @@ class Trip:
     include_usage: bool
     wire: dict[str, Any]
     remember: bool
+    rule: str | None = None  # the [router] rule that chose the target
+    client_key: str | None = field(default=None, repr=False)  # for auth = "client" providers only
 
     @property
     def provider(self) -> Provider:
@@ -148,6 +150,7 @@ class Trip:
 
 async def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
     model, stream = check_common(body)
+    model, rule = gw.router.choose_for(model, client, body)
     route = gw.router.resolve(model)
     provider = route.provider
     upstream = provider.hooks.dialect_for(provider, route.model)
@@ -183,7 +186,7 @@ async def plan(gw: Gateway, client: str, body: dict[str, Any]) -> Trip:
     # signatures minted outside the signature authority are remembered, so that Claude is never
     # sent another provider's signature later in the conversation
     remember = REASONING_REPLAY in caps and (client == "openai" or SIGNATURE_AUTHORITY not in caps)
-    return Trip(route, client, upstream, stream, include_usage, wire, remember)
+    return Trip(route, client, upstream, stream, include_usage, wire, remember, rule)
 
 
 def upstream_headers(trip: Trip, request: web.Request | None) -> dict[str, str]:
@@ -192,15 +195,18 @@ def upstream_headers(trip: Trip, request: web.Request | None) -> dict[str, str]:
         "content-type": "application/json",
         "accept": "text/event-stream" if trip.stream else "application/json",
     }
+    beta = None
     if trip.upstream == "anthropic":
         headers["anthropic-version"] = ANTHROPIC_VERSION
         if request is not None and trip.client == "anthropic":
             beta = request.headers.get("anthropic-beta")
-            if beta:
-                headers["anthropic-beta"] = beta
-    headers.update(provider.headers)
-    headers.update(provider.auth_headers())
+    headers.update(provider.request_headers(trip.client_key, beta))
     return headers
+
+
+def gateway_headers(trip: Trip) -> dict[str, str]:
+    """What the gateway says about the trip on its reply."""
+    return {"x-dragoman-rule": trip.rule} if trip.rule else {}
 
 
 def reply_headers(upstream: Any) -> dict[str, str]:
@@ -216,9 +222,8 @@ def upstream_error(trip: Trip, status: int, headers: Any, body: bytes) -> Gatewa
     codec = dialects.get(trip.upstream)
     error = codec.decode_error(status, body)
     error = trip.provider.hooks.map_error(trip.provider, status, error)
-    secrets = tuple(s for s in (trip.provider.api_key,) if s)
-    error.message = redact(error.message, secrets)
-    kept = reply_headers(headers)
+    error.message = redact(error.message, trip.provider.secrets(trip.client_key))
+    kept = {**reply_headers(headers), **gateway_headers(trip)}
     if kept:
         error.headers = {**kept, **error.headers}
     return error
@@ -229,6 +234,8 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
     body = await read_json(request, gw.max_body)
     trip = await plan(gw, client, body)
     provider = trip.provider
+    if provider.client_auth:
+        trip.client_key = gw.client_key(request.headers)
     url = provider.hooks.url_for(provider, trip.upstream, trip.route.model)
     payload = _encode.encode(trip.wire)
     started = time.perf_counter()
@@ -253,7 +260,7 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
 
 async def _unary(gw: Gateway, trip: Trip, up: Any) -> web.Response:
     raw = await up.read()
-    headers = reply_headers(up.headers)
+    headers = {**reply_headers(up.headers), **gateway_headers(trip)}
     if not trip.translated and not trip.remember:
         return web.Response(body=raw, status=up.status, content_type="application/json", headers=headers)
     try:
@@ -293,7 +300,9 @@ def stream_error(event: StreamError) -> GatewayError:
 
 
 async def _stream(gw: Gateway, trip: Trip, request: web.Request, up: Any) -> web.StreamResponse:
-    response = web.StreamResponse(status=200, headers={**STREAM_HEADERS, **reply_headers(up.headers)})
+    response = web.StreamResponse(
+        status=200, headers={**STREAM_HEADERS, **reply_headers(up.headers), **gateway_headers(trip)}
+    )
     try:
         await response.prepare(request)
         try:
@@ -308,7 +317,7 @@ async def _stream(gw: Gateway, trip: Trip, request: web.Request, up: Any) -> web
             if not isinstance(exc, GatewayError):
                 log.exception("unexpected error while streaming")
                 exc = UpstreamError("internal gateway error while streaming", status=500)
-            exc.message = redact(exc.message, tuple(s for s in (trip.provider.api_key,) if s))
+            exc.message = redact(exc.message, trip.provider.secrets(trip.client_key))
             encoder = dialects.get(trip.client).stream_encoder(include_usage=trip.include_usage)
             await response.write(encoder.encode_error(exc))
         await response.write_eof()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from dragoman.credentials import matches_any, presented_keys
 from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
 from dragoman.gateway import Gateway
 
@@ -21,15 +21,13 @@ def gateway(request: web.Request) -> Gateway:
 
 
 def check_client_key(request: web.Request) -> None:
-    """When `server.api_keys` is set, a request must carry one of them (either SDK's header)."""
+    """When `server.api_keys` is set, a request must carry one of them in either SDK's header (the
+    other header may then carry the client's own provider key, see `dragoman.credentials`)."""
     keys = request.app[GATEWAY].config.server.api_keys
     if not keys:
         return
-    given = request.headers.get("x-api-key") or ""
-    if not given:
-        auth = request.headers.get("authorization") or ""
-        given = auth[7:] if auth[:7].lower() == "bearer " else ""
-    if not given or not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+    is_gateway_key = matches_any(keys)
+    if not any(is_gateway_key(k) for k in presented_keys(request.headers)):
         raise AuthenticationFailed(
             "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
         )

@@ -33,6 +33,7 @@ async def _count_tokens(request: web.Request) -> web.Response:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("`messages` is required and must be an array", param="messages")
+    model, _ = gw.router.choose_for(model, "anthropic", body)  # counted where the request would go
     route = gw.router.resolve(model)
     provider = route.provider
     url = provider.hooks.count_tokens_url(provider)
@@ -43,11 +44,8 @@ async def _count_tokens(request: web.Request) -> web.Response:
     ):
         forwarded = dict(body, model=route.model)
         headers = {"content-type": "application/json", "anthropic-version": pipeline.ANTHROPIC_VERSION}
-        beta = request.headers.get("anthropic-beta")
-        if beta:
-            headers["anthropic-beta"] = beta
-        headers.update(provider.headers)
-        headers.update(provider.auth_headers())
+        client_key = gw.client_key(request.headers) if provider.client_auth else None
+        headers.update(provider.request_headers(client_key, request.headers.get("anthropic-beta")))
         try:
             up = await gw.upstream.send(provider, "POST", url, headers, encode(forwarded))
             raw = await up.read()
