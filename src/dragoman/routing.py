@@ -85,13 +85,12 @@ class Router:
         return route
 
     def explicit(self, model: str) -> bool:
-        """Whether the name itself picks a provider (a provider-id prefix or a provider's suffix),
-        after one alias step: such names are never re-routed by the rules."""
-        name = self.aliases.get(model, model)
-        prefix, slash, _ = name.partition("/")
+        """Whether the name as sent picks a provider itself (a provider-id prefix or a provider's
+        suffix): such names are never re-routed by the rules. Alias and route names are not."""
+        prefix, slash, _ = model.partition("/")
         if slash and prefix in self.known:
             return True
-        return any(suffix and name.endswith(suffix) for suffix, _ in self._suffixes)
+        return any(suffix and model.endswith(suffix) for suffix, _ in self._suffixes)
 
     def choose(self, model: str, signals: Signals) -> tuple[str, str | None]:
         """The name to route for a request and the rule that chose it (None: the client's name)."""
