@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dragoman.credentials import matches_any, presented_keys
+from dragoman.credentials import presented_keys
 from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
 from dragoman.gateway import Gateway
 
@@ -23,11 +23,10 @@ def gateway(request: web.Request) -> Gateway:
 def check_client_key(request: web.Request) -> None:
     """When `server.api_keys` is set, a request must carry one of them in either SDK's header (the
     other header may then carry the client's own provider key, see `dragoman.credentials`)."""
-    keys = request.app[GATEWAY].config.server.api_keys
-    if not keys:
+    gw = request.app[GATEWAY]
+    if not gw.config.server.api_keys:
         return
-    is_gateway_key = matches_any(keys)
-    if not any(is_gateway_key(k) for k in presented_keys(request.headers)):
+    if not any(gw.is_gateway_key(k) for k in presented_keys(request.headers)):
         raise AuthenticationFailed(
             "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
         )
