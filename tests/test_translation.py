@@ -1030,23 +1030,24 @@ async def test_anthropic_request_to_openai_wire(upstream: FakeUpstream, gateway:
     body = sent.json
     assert body["model"] == "gpt-4o"
     msgs = body["messages"]
-    assert [m["role"] for m in msgs] == ["system", "system", "system", "user", "assistant", "tool", "tool", "user"]
-    assert [m["content"] for m in msgs[:3]] == ["You are a helpful assistant", "Be brief.", "mid-conversation system"]
-    assert msgs[3]["content"] == [
+    # one leading system message: many OpenAI-compatible servers take no other (docs/translation.md)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "tool", "user"]
+    assert msgs[0]["content"] == "You are a helpful assistant\n\nBe brief.\n\nmid-conversation system"
+    assert msgs[1]["content"] == [
         {"type": "text", "text": "Weather in Florence? See the map."},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
     ]
-    assistant = msgs[4]
+    assistant = msgs[2]
     assert assistant["content"] == "Let me check."
     assert assistant["reasoning_content"] == "I should call weather twice."
     assert assistant["tool_calls"] == [
         {"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": '{"location":"Florence"}'}},
         {"id": "toolu_2", "type": "function", "function": {"name": "weather", "arguments": '{"location":"Atlantis"}'}},
     ]
-    assert msgs[5] == {"role": "tool", "tool_call_id": "toolu_1", "content": "40 C"}
-    assert msgs[6]["tool_call_id"] == "toolu_2" and "unknown city" in msgs[6]["content"]
-    assert msgs[6]["content"] != "unknown city"  # is_error has no OpenAI field: it must show in the text
-    assert msgs[7] == {"role": "user", "content": "And tomorrow?"}
+    assert msgs[3] == {"role": "tool", "tool_call_id": "toolu_1", "content": "40 C"}
+    assert msgs[4]["tool_call_id"] == "toolu_2" and "unknown city" in msgs[4]["content"]
+    assert msgs[4]["content"] != "unknown city"  # is_error has no OpenAI field: it must show in the text
+    assert msgs[5] == {"role": "user", "content": "And tomorrow?"}
     assert body["tools"] == [
         {
             "type": "function",

@@ -315,5 +315,8 @@ async def test_generated_anthropic_request_keeps_its_meaning_at_an_openai_upstre
     async with ClientSession() as s, s.post(gw.url + "/v1/messages", json={"model": "up-openai/m", **body}) as r:
         assert r.status == 200, await r.text()
     sent = upstream.last.json
-    assert meaning_of_openai_request(sent) == meaning_of_anthropic_request(body)
+    system, turns, tools = meaning_of_anthropic_request(body)
+    # the system blocks arrive as one leading system message, joined in order (docs/translation.md)
+    joined = "\n\n".join(t for t in system if t)
+    assert meaning_of_openai_request(sent) == ([joined] if joined else [], turns, tools)
     assert sent["max_tokens"] == 256

@@ -5,6 +5,9 @@
     [aliases]                "exact-name" = "<provider>/<model>"
     [routes.<name>]          targets = ["<provider>/<model>", ...], strategy, weights
     [prices."<provider>/<model>"]  input, output, cache_read, cache_write (USD per million tokens)
+    [router]                 request-signal rules: default, background, think, long_context,
+                             web_search, image (each a model name), long_context_threshold,
+                             think_effort, background_models
     [clients.claude-code]    what `dragoman code` sets for Claude Code (models, command, env)
     [clients.codex]          what `dragoman codex` writes for Codex
 
@@ -147,6 +150,22 @@ class PriceConfig(Table):
     date: str | None = None
 
 
+# The router's rules, in the order they are tried (`default` last).
+RULES = ("long_context", "image", "background", "web_search", "think", "default")
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+@dataclass
+class RouterConfig:
+    """`[router]`: which model a request goes to by what it is (see routing.py)."""
+
+    targets: dict[str, str] = field(default_factory=dict)  # rule name -> model name or route
+    long_context_threshold: int = 60_000  # estimated input tokens (claude-code-router's default)
+    think_effort: str = "high"  # the reasoning effort from which `think` fires
+    # requested names that mark a background request (Claude Code's small fast model)
+    background_models: list[str] = field(default_factory=lambda: ["claude-*haiku*"])
+
+
 class ClaudeCodeClient(Table):
     """[clients.claude-code]: the environment `dragoman code` gives Claude Code."""
 
@@ -182,6 +201,7 @@ class Config:
     aliases: dict[str, str] = field(default_factory=dict)
     routes: dict[str, RouteConfig] = field(default_factory=dict)
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)  # "provider/model" -> rates
+    router: RouterConfig = field(default_factory=RouterConfig)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     env_files: list[Path] = field(default_factory=list)
 
@@ -197,7 +217,7 @@ class Config:
         return None
 
 
-SECTIONS = ("server", "providers", "aliases", "routes", "prices", "clients")
+SECTIONS = ("server", "providers", "aliases", "routes", "prices", "router", "clients")
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
 PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -219,6 +239,8 @@ PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
     "cooldown_after": int,
     "enabled": bool,
     "title": str,
+    "auth": str,  # "key" (the configured key, the default) or "client" (the key the client sent)
+    "identity": str,  # "claude-code": present upstream as Claude Code (Anthropic dialect only)
 }
 
 
@@ -292,7 +314,35 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(path, key, 'name it "<provider>/<model>" (or "<provider>/*" for every model)')
         price = typed(rates, PriceConfig, key, path)
         cfg.prices[name] = {k: v for k in price.__struct_fields__ if (v := getattr(price, k)) is not None}
+    cfg.router = _router(_table(data, "router", path), path)
     return cfg
+
+
+def _router(table: dict[str, Any], path: Path | None) -> RouterConfig:
+    out = RouterConfig()
+    for key, value in table.items():
+        where = f"router.{key}"
+        if key in RULES:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(path, where, "must be a model name (a route, an alias or <provider>/<model>)")
+            out.targets[key] = value
+        elif key == "long_context_threshold":
+            _check_type(value, int, path, where)
+            if value <= 0:
+                raise ConfigError(path, where, "must be a positive number of tokens")
+            out.long_context_threshold = value
+        elif key == "think_effort":
+            if value not in EFFORTS:
+                raise ConfigError(path, where, f"one of {', '.join(EFFORTS)}")
+            out.think_effort = value
+        elif key == "background_models":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(path, where, "must be a list of model-name patterns")
+            out.background_models = list(value)
+        else:
+            valid = ", ".join([*RULES, "long_context_threshold", "think_effort", "background_models"])
+            raise ConfigError(path, where, f"unknown key (expected one of {valid})")
+    return out
 
 
 T = TypeVar("T", bound=Table)

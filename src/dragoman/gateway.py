@@ -4,9 +4,11 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dragoman import credentials
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.discovery import ModelDiscovery
@@ -35,10 +37,12 @@ class Gateway:
     inflight: set[Trip] = field(default_factory=set)  # trips under way, for the drain
     draining: bool = False  # shutting down: new trips are refused
     models: ModelDiscovery = field(default_factory=ModelDiscovery)  # what `/v1/models` lists, cached
+    is_gateway_key: Callable[[str], bool] = credentials.no_gateway_keys
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
-        providers = catalog.build(config)
+        specs = catalog.specs_for(config)
+        providers = catalog.build(config, specs)
         default = config.server.default_provider
         if default not in providers:
             raise ConfigError(
@@ -57,7 +61,11 @@ class Gateway:
                     raise ConfigError(
                         config.path, f"routes.{name}.targets[{i}]", f"{target!r}: no provider named {pid!r}"
                     )
-        router = Router(providers, config.aliases, default, config.routes)
+        for rule, target in config.router.targets.items():
+            prefix, slash, _ = target.partition("/")
+            if slash and target not in config.aliases and prefix in specs and prefix not in providers:
+                raise ConfigError(config.path, f"router.{rule}", f"{target!r}: provider {prefix!r} is disabled")
+        router = Router(providers, config.aliases, default, config.routes, known=specs, rules=config.router)
         server = config.server
         store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
         gw = cls(
@@ -67,6 +75,8 @@ class Gateway:
             reasoning=store,
             prices=PriceTable.from_config(config.prices),
         )
+        if server.api_keys:
+            gw.is_gateway_key = credentials.matches_any(server.api_keys)
         from dragoman.observe import sinks
 
         gw.sinks = sinks.build(gw)
@@ -75,6 +85,11 @@ class Gateway:
     async def start(self) -> None:
         """Open what needs the event loop (stores, writers)."""
         await self.sinks.start()
+
+    def client_key(self, headers: Mapping[str, str]) -> str | None:
+        """The client's own provider key in a request's headers (never a gateway key), for
+        providers with `auth = "client"`. Never log or store it."""
+        return credentials.client_key(headers, self.is_gateway_key)
 
     @property
     def max_body(self) -> int:

@@ -76,3 +76,65 @@ def estimate_anthropic(body: dict[str, Any]) -> int:
         if isinstance(tool, dict):
             total += TOOL_OVERHEAD + text_tokens(_json.encode(tool).decode())
     return max(1, math.ceil(total))
+
+
+# Part types that are an image whatever the dialect (Anthropic, OpenAI chat, OpenAI Responses).
+IMAGE_PARTS = frozenset({"image", "image_url", "input_image"})
+# Keys of OpenAI-shaped parts and items that hold text worth counting.
+_TEXT_KEYS = ("text", "content", "arguments", "output", "reasoning_content", "thinking", "refusal")
+
+
+def _openai_value(value: Any) -> float:
+    if isinstance(value, str):
+        return text_tokens(value)
+    if isinstance(value, list):
+        return sum(_openai_value(v) for v in value)
+    if not isinstance(value, dict):
+        return 0.0
+    if value.get("type") in IMAGE_PARTS:
+        return IMAGE_TOKENS
+    total = 0.0
+    seen = False
+    for key in _TEXT_KEYS:
+        if key in value:
+            seen = True
+            total += _openai_value(value[key])
+    images = value.get("images")  # Ollama's base64 list on a message
+    if isinstance(images, list):
+        seen = True
+        total += IMAGE_TOKENS * len(images)
+    calls = value.get("tool_calls")
+    if isinstance(calls, list):
+        seen = True
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                total += text_tokens(str(fn.get("name", ""))) + _openai_value(fn.get("arguments", ""))
+    if not seen:  # a part of a type not known here: its JSON, which errs high
+        total += text_tokens(_json.encode(value).decode())
+    return total
+
+
+def estimate_openai(body: dict[str, Any]) -> int:
+    """OpenAI-shaped bodies: Chat Completions `messages`, Ollama's `messages` + `images`, and the
+    Responses API's `instructions` + `input` items."""
+    total = float(BASE)
+    for key in ("messages", "input"):
+        items = body.get(key)
+        if isinstance(items, str):
+            total += text_tokens(items)
+        elif isinstance(items, list):
+            for item in items:
+                total += MESSAGE_OVERHEAD + _openai_value(item)
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        total += text_tokens(instructions)
+    for tool in body.get("tools") or []:
+        if isinstance(tool, dict):
+            total += TOOL_OVERHEAD + text_tokens(_json.encode(tool).decode())
+    return max(1, math.ceil(total))
+
+
+def estimate(dialect: str, body: dict[str, Any]) -> int:
+    """A client body's input tokens, the same way count_tokens estimates an Anthropic body."""
+    return estimate_anthropic(body) if dialect == "anthropic" else estimate_openai(body)

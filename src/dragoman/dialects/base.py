@@ -157,3 +157,13 @@ class Codec(Protocol):
     def reply_context(self, body: dict[str, Any]) -> EncodeContext:
         """What of a client's body shapes the reply (include_usage, the request a reply echoes)."""
         ...
+
+
+# Claude Code's first system block: per-request billing metadata for Anthropic (its `cch=` changes
+# on every request), meaningless to any other model and fatal to their prefix caches.
+BILLING_HEADER = "x-anthropic-billing-header:"
+
+
+def is_client_metadata(text: str) -> bool:
+    """A system text that is a client's metadata for Anthropic, not an instruction to the model."""
+    return text.startswith(BILLING_HEADER)

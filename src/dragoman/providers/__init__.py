@@ -13,7 +13,8 @@ from typing import Any
 
 from dragoman.config import Config, ConfigError, check_provider_table
 from dragoman.dialects import DIALECTS
-from dragoman.providers.base import Hooks, Provider, ProviderSpec
+from dragoman.providers.base import Hooks, Provider, ProviderSpec, split_betas
+from dragoman.providers.identity import IDENTITIES
 
 log = logging.getLogger("dragoman.providers")
 
@@ -61,8 +62,9 @@ def catalog() -> dict[str, ProviderSpec]:
     return specs
 
 
-def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[str, Provider]:
-    """Every provider, built-in and custom, with config applied (available or not)."""
+def specs_for(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[str, ProviderSpec]:
+    """Every provider id the config knows, enabled or not: the catalog's rows plus one row per
+    custom provider table."""
     specs = dict(specs or catalog())
     path = config.path
     for pid, table in config.providers.items():
@@ -84,6 +86,13 @@ def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[
             capabilities=frozenset(),
             hooks=Hooks(),
         )
+    return specs
+
+
+def build(config: Config, specs: dict[str, ProviderSpec] | None = None) -> dict[str, Provider]:
+    """Every enabled provider, built-in and custom, with config applied (available or not)."""
+    specs = specs_for(config, specs)
+    path = config.path
     providers: dict[str, Provider] = {}
     for pid, spec in specs.items():
         table = config.providers.get(pid, {})
@@ -136,6 +145,17 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         single = table.get("api_key") or (config.env(key_env) if key_env else None)
         api_keys = [single] if single else []
 
+    auth = table.get("auth", "key")
+    if auth not in ("key", "client"):
+        raise ConfigError(
+            path, f"providers.{spec.id}.auth", '"key" (the configured key) or "client" (the client\'s own)'
+        )
+    identity = None
+    if "identity" in table:
+        identity = IDENTITIES.get(table["identity"])
+        if identity is None:
+            raise ConfigError(path, f"providers.{spec.id}.identity", f"one of {', '.join(IDENTITIES)}")
+
     headers = {k.lower(): v for k, v in spec.headers.items()}
     headers.update({k.lower(): v for k, v in table.get("headers", {}).items()})
     options = dict(spec.options)
@@ -143,7 +163,12 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
     for option, header in spec.option_headers.items():
         if options.get(option):
             headers[header.lower()] = str(options[option])
-    user_agent = table.get("user_agent", options.get("user_agent"))
+    betas = split_betas(headers.pop("anthropic-beta", None))  # merged with the client's per request
+    if identity is not None:
+        headers.update(identity.headers)
+        betas = [*identity.betas, *(b for b in betas if b not in identity.betas)]
+    # an explicit user_agent wins over the identity's, which wins over the provider's default
+    user_agent = table.get("user_agent") or (identity.user_agent if identity else options.get("user_agent"))
     if user_agent:
         headers["user-agent"] = user_agent
 
@@ -152,7 +177,7 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
     aliases.update(table.get("aliases", {}))
     if aliases != dict(spec.aliases):
         spec = _with(spec, aliases=aliases)
-    return Provider(
+    provider = Provider(
         spec=spec,
         base_url=base_url,
         api_key=api_keys[0] if api_keys else None,
@@ -167,7 +192,22 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         first_byte_timeout=float(table.get("first_byte_timeout", 120.0)),
         cooldown=float(table.get("cooldown", 30.0)),
         cooldown_after=int(table.get("cooldown_after", 3)),
+        client_auth=auth == "client",
+        betas=tuple(betas),
     )
+    if identity is not None and _spoken(provider) != "anthropic":
+        raise ConfigError(
+            path, f"providers.{spec.id}.identity", "applies to providers spoken in the Anthropic dialect only"
+        )
+    return provider
+
+
+def _spoken(provider: Provider) -> str:
+    """The wire format the provider's default model is spoken in."""
+    try:
+        return provider.hooks.dialect_for(provider, provider.spec.default_model or "")
+    except Exception:  # a hook refusing the model (OpenCode's Responses family) says nothing here
+        return provider.dialect
 
 
 def _with(spec: ProviderSpec, **changes: Any) -> ProviderSpec:

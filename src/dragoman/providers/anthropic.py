@@ -17,17 +17,19 @@ from dragoman.providers.base import (
     REASONING_REPLAY,
     SIGNATURE_AUTHORITY,
     Hooks,
+    ModelInfo,
     PrepareContext,
     Provider,
     ProviderSpec,
 )
-from dragoman.providers.replay import attach_anthropic, thinking_on
+from dragoman.providers.replay import attach_anthropic, refuse_reasoning, thinking_on
 
 OMITTED = {"type": "text", "text": "[earlier reasoning omitted]"}
 
 
 class AnthropicHooks(Hooks):
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
         attach_anthropic(body, ctx.reasoning, provider.id)
         messages = body.get("messages")
         if not isinstance(messages, list):
@@ -95,6 +97,12 @@ SPEC = ProviderSpec(
     auth="x-api-key",
     models=("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
     default_model="claude-sonnet-4-6",
+    # https://platform.claude.com/docs/en/models/<model>/overview (context window, max output)
+    model_info={
+        "claude-opus-4-7": ModelInfo(context_window=1_000_000, max_output=128_000, reasoning=True),
+        "claude-sonnet-4-6": ModelInfo(context_window=1_000_000, max_output=128_000, reasoning=True),
+        "claude-haiku-4-5": ModelInfo(context_window=200_000, max_output=64_000, reasoning=True),
+    },
     max_tokens_default=8192,
     capabilities=frozenset({COUNT_TOKENS, REASONING_REPLAY, SIGNATURE_AUTHORITY}),
     hooks=AnthropicHooks(),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from dragoman import dialects
-from dragoman.errors import GatewayError
+from dragoman.errors import AuthenticationFailed, GatewayError
 
 if TYPE_CHECKING:
     from dragoman.canonical import Thinking
@@ -124,6 +124,10 @@ class Provider:
     api_keys: list[str] = field(default_factory=list)  # api_key is the first; several are spread over
     cooldown: float = 30.0  # seconds a target is skipped after `cooldown_after` consecutive failures
     cooldown_after: int = 3
+    # `auth = "client"`: the key the client sent is forwarded instead of a configured one
+    client_auth: bool = False
+    # anthropic-beta values this provider always sends (its identity's, its configured header's)
+    betas: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -139,10 +143,15 @@ class Provider:
 
     @property
     def available(self) -> bool:
-        return bool(self.api_key) or not self.needs_key
+        return bool(self.api_key) or not self.needs_key or self.client_auth
 
     def info(self, model: str) -> ModelInfo | None:
         return self.spec.model_info.get(model)
+
+    def reasoning_refused(self, model: str) -> bool:
+        """True when the catalog says `model` takes no reasoning controls (unknown: False)."""
+        info = self.spec.model_info.get(model)
+        return info is not None and info.reasoning is False
 
     def wire_model(self, model: str) -> str:
         """The model id to send: aliases resolved, the provider's default for an empty name."""
@@ -150,18 +159,53 @@ class Provider:
             return self.spec.default_model
         return self.spec.aliases.get(model, model)
 
-    def auth_headers(self, key: int = 0) -> dict[str, str]:
-        """The auth header for the provider's `key`-th key (the first when it has one)."""
-        if self.spec.auth == "none":
-            return {}
+    def auth_headers(self, client_key: str | None = None, key: int = 0) -> dict[str, str]:
+        """The credential header, in this provider's own style (x-api-key or Bearer), for its
+        `key`-th configured key. With `auth = "client"` it carries `client_key` (the client's own
+        key, never a gateway key), and its absence is a 401: there is no configured key to fall
+        back on."""
         secret = self.api_keys[key] if key < len(self.api_keys) else self.api_key
-        if not secret:
+        if self.client_auth:
+            if not client_key:
+                raise AuthenticationFailed(
+                    f'provider {self.id!r} forwards the client\'s own key (auth = "client") and this request '
+                    f"carried none: send your {self.spec.title} key as Authorization: Bearer or x-api-key (with "
+                    "gateway keys set, the gateway key in one of those headers and yours in the other)"
+                )
+            secret = client_key
+        if not secret or self.spec.auth == "none":
             return {}
         if self.spec.auth == "x-api-key":
             return {"x-api-key": secret}
         return {"authorization": f"Bearer {secret}"}
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Everything that must never reach a client, a log or a store."""
-        return tuple(k for k in (self.api_key, *self.api_keys) if k)
+    def request_headers(
+        self, client_key: str | None = None, client_beta: str | None = None, key: int = 0
+    ) -> dict[str, str]:
+        """This provider's headers for one request: configured and identity headers, anthropic-beta
+        (`client_beta`, the client's own when the trip forwards it, merged with the provider's
+        betas, in order, each once) and the credential."""
+        out = dict(self.headers)
+        beta = merge_betas(client_beta, self.betas)
+        if beta:
+            out["anthropic-beta"] = beta
+        out.update(self.auth_headers(client_key, key))
+        return out
+
+    def secrets(self, client_key: str | None = None) -> tuple[str, ...]:
+        """What must never reach a client, a log or a store: the configured keys and a forwarded
+        client key."""
+        return tuple(s for s in (self.api_key, *self.api_keys, client_key if self.client_auth else None) if s)
+
+
+def split_betas(value: str | None) -> list[str]:
+    return [b.strip() for b in value.split(",") if b.strip()] if value else []
+
+
+def merge_betas(client: str | None, own: tuple[str, ...]) -> str:
+    """The client's betas first (their order kept), then the provider's, each once."""
+    out: list[str] = []
+    for beta in (*split_betas(client), *own):
+        if beta not in out:
+            out.append(beta)
+    return ",".join(out)

@@ -16,6 +16,8 @@ Quirks, all here:
   ("unsupported content type"): they become a text line naming the tool.
 - The current model always thinks and rejects `thinking: {type: "disabled"}` (Claude Code subagents
   send it): the field is left out and the model decides.
+- Tool schemas go through Moonshot's validator: untyped `enum`/`const` properties get their type
+  (`moonshot.typed_tools`), on both surfaces.
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.errors import GatewayError, PermissionDenied
-from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_anthropic, attach_openai, block_types, thinking_on, turns
+from dragoman.providers.base import REASONING_REPLAY, Hooks, ModelInfo, PrepareContext, Provider, ProviderSpec
+from dragoman.providers.moonshot import typed_tools
+from dragoman.providers.replay import (
+    attach_anthropic,
+    attach_openai,
+    block_types,
+    refuse_reasoning,
+    thinking_on,
+    turns,
+)
 
 
 class KimiHooks(Hooks):
@@ -37,6 +47,8 @@ class KimiHooks(Hooks):
         return provider.base_url + "/v1/messages"
 
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
+        typed_tools(body)
         if ctx.upstream_dialect == "openai":
             thinking = ctx.thinking is None or ctx.thinking.enabled is not False
             attach_openai(body, ctx.reasoning, fill_empty=thinking)
@@ -100,6 +112,9 @@ SPEC = ProviderSpec(
     auth="bearer",
     models=("kimi-for-coding",),
     default_model="kimi-for-coding",
+    # https://www.kimi.com/code/docs/en/third-party-tools/other-coding-agents.html (K2.6 behind the
+    # kimi-for-coding name; limits as catalogued by models.dev, anomalyco/models.dev@f3fc692)
+    model_info={"kimi-for-coding": ModelInfo(context_window=262_144, max_output=32_768, reasoning=True)},
     aliases={"kimi-code": "kimi-for-coding", "k2p5": "kimi-for-coding"},
     max_tokens_default=8192,
     capabilities=frozenset({REASONING_REPLAY}),

@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.errors import BillingError, GatewayError
-from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_anthropic
+from dragoman.providers.base import REASONING_REPLAY, Hooks, ModelInfo, PrepareContext, Provider, ProviderSpec
+from dragoman.providers.replay import attach_anthropic, refuse_reasoning
 
 BALANCE_HELP = (
     "MiniMax reports insufficient balance (1008). Keys starting sk-cp- belong to a Token Plan, which "
@@ -28,6 +28,7 @@ BALANCE_HELP = (
 
 class MiniMaxHooks(Hooks):
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
         attach_anthropic(body, ctx.reasoning, provider.id)
         for name in ("top_k", "stop_sequences"):
             if name in body:
@@ -53,6 +54,11 @@ SPEC = ProviderSpec(
     auth="bearer",
     models=("MiniMax-M2.7", "MiniMax-M2.7-highspeed"),
     default_model="MiniMax-M2.7",
+    # https://platform.minimax.io/docs/guides/quickstart (as catalogued by models.dev, anomalyco/models.dev@f3fc692)
+    model_info={
+        "MiniMax-M2.7": ModelInfo(context_window=204_800, max_output=131_072, reasoning=True),
+        "MiniMax-M2.7-highspeed": ModelInfo(context_window=204_800, max_output=131_072, reasoning=True),
+    },
     max_tokens_default=4096,
     capabilities=frozenset({REASONING_REPLAY}),
     hooks=MiniMaxHooks(),

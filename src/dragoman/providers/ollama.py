@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import Hooks, PrepareContext, Provider, ProviderSpec
+from dragoman.providers.replay import refuse_reasoning
 
 
 class OllamaHooks(Hooks):
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
         if "think" not in body and ctx.thinking is None:
             default = provider.options.get("think_default")
             if default is not None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.errors import Unsupported
-from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_anthropic, attach_openai
+from dragoman.providers.base import REASONING_REPLAY, Hooks, ModelInfo, PrepareContext, Provider, ProviderSpec
+from dragoman.providers.replay import attach_anthropic, attach_openai, refuse_reasoning
 
 # model id prefix -> wire format (Zen's own catalog groups models this way)
 FAMILIES: tuple[tuple[str, str], ...] = (
@@ -50,6 +50,7 @@ class OpenCodeHooks(Hooks):
         return provider.base_url + ("/messages" if dialect == "anthropic" else "/chat/completions")
 
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
         if ctx.upstream_dialect == "anthropic":
             attach_anthropic(body, ctx.reasoning, provider.id)
         else:
@@ -64,6 +65,15 @@ SPEC = ProviderSpec(
     base_url="https://opencode.ai/zen/v1",
     key_env="OPENCODE_API_KEY",
     models=("kimi-k2.6", "minimax-m2.7", "glm-4.7", "deepseek-v4-pro", "claude-sonnet-4-6", "qwen3.6-coder"),
+    # https://opencode.ai/docs/zen (as catalogued by models.dev, anomalyco/models.dev@f3fc692; qwen3.6-coder
+    # is not catalogued there, so it stays unknown)
+    model_info={
+        "kimi-k2.6": ModelInfo(context_window=262_144, max_output=65_536, reasoning=True),
+        "minimax-m2.7": ModelInfo(context_window=204_800, max_output=131_072, reasoning=True),
+        "glm-4.7": ModelInfo(context_window=204_800, max_output=131_072, reasoning=True),
+        "deepseek-v4-pro": ModelInfo(context_window=1_000_000, max_output=384_000, reasoning=True),
+        "claude-sonnet-4-6": ModelInfo(context_window=1_000_000, max_output=64_000, reasoning=True),
+    },
     capabilities=frozenset({REASONING_REPLAY}),
     options={"formats": {}},
     dialect_option="formats",

@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_openai
+from dragoman.providers.replay import attach_openai, refuse_reasoning
 
 
 class OpenRouterHooks(Hooks):
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        ctx = refuse_reasoning(provider, body, ctx)
         effort = body.pop("reasoning_effort", None)
         if not isinstance(body.get("reasoning"), dict):
             asked = ctx.thinking

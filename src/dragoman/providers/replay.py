@@ -7,10 +7,14 @@ function per dialect, and never overwrites reasoning the client did send.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from dragoman.canonical import Reasoning
 from dragoman.store.reasoning import Recall
+
+if TYPE_CHECKING:
+    from dragoman.providers.base import PrepareContext, Provider
 
 
 def _recall(store: Recall, ids: list[str]) -> list[Reasoning] | None:
@@ -119,3 +123,30 @@ def drop_params(body: dict[str, Any], names: tuple[str, ...], why: str, log: Any
         del body[n]
     if dropped:
         log.debug("dropped %s: %s", ", ".join(dropped), why)
+
+
+# What asks a model to reason, in each dialect's wire body: OpenAI's effort, OpenRouter's object,
+# Anthropic's, Moonshot's and DeepSeek's toggle, Ollama's `think`, and Anthropic's output effort.
+REASONING_CONTROLS = ("reasoning_effort", "reasoning", "thinking", "think")
+
+
+def refuse_reasoning(provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> PrepareContext:
+    """For a model the catalog says takes no reasoning controls (`ModelInfo.reasoning` False),
+    remove them from the wire body (a client asking for thinking on every turn, as Claude Code
+    does, must not earn a 400) and return the context with nothing asked, so the provider's own
+    rules add none. Unknown models keep everything."""
+    model = body.get("model")
+    if not isinstance(model, str) or not provider.reasoning_refused(model):
+        return ctx
+    dropped = [name for name in REASONING_CONTROLS if body.pop(name, None) is not None]
+    config = body.get("output_config")
+    if isinstance(config, dict) and "effort" in config:
+        rest = {k: v for k, v in config.items() if k != "effort"}  # a copy: the client's stays whole
+        if rest:
+            body["output_config"] = rest
+        else:
+            del body["output_config"]
+        dropped.append("output_config.effort")
+    if dropped:
+        ctx.log.debug("%s takes no reasoning controls: dropped %s", model, ", ".join(dropped))
+    return replace(ctx, thinking=None)

@@ -87,11 +87,11 @@ def retry_hints(headers: Any) -> tuple[float | None, bool | None]:
     return (after if after is None or after >= 0 else None), should
 
 
-def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes) -> GatewayError:
+def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes, secrets: tuple[str, ...]) -> GatewayError:
     provider = shaped.target.provider
     error = dialects.get(shaped.dialect).decode_error(status, body)
     error = provider.hooks.map_error(provider, status, error)
-    error.message = redact(error.message, provider.secrets)
+    error.message = redact(error.message, secrets)
     kept = reply_headers(headers)
     if kept:
         error.headers = {**kept, **error.headers}
@@ -128,13 +128,14 @@ class Exchange:
         self.attempt = attempt  # 1-based, over the whole trip
         self.provider = shaped.target.provider
         self.codec: Codec = dialects.get(shaped.dialect)
+        self.secrets = self.provider.secrets(trip.caller.client_key)
         self.sent_at = 0.0
 
     # -- the attempt ----------------------------------------------------------------------------
 
     async def run(self) -> Result:
         shaped, provider = self.shaped, self.provider
-        headers = {**shaped.headers, **provider.auth_headers(self.key)}
+        headers = {**shaped.headers, **provider.auth_headers(self.trip.caller.client_key, self.key)}
         self.sent_at = time.perf_counter()
         try:
             up = await self.gw.upstream.send(
@@ -154,7 +155,7 @@ class Exchange:
                     body = await up.read()
                 except GatewayError as exc:
                     return self._failed(self._named(exc), up.status)
-                error = upstream_error(shaped, up.status, up.headers, body)
+                error = upstream_error(shaped, up.status, up.headers, body, self.secrets)
                 after, should = retry_hints(up.headers)
                 return self._failed(error, up.status, after, should)
             if self.trip.stream:
@@ -190,6 +191,8 @@ class Exchange:
         out["x-dragoman-provider"] = self.provider.id
         out["x-dragoman-attempts"] = str(self.attempt)
         out["x-dragoman-latency-ms"] = f"{(time.perf_counter() - self.trip.started) * 1000:.0f}"
+        if self.trip.rule:
+            out["x-dragoman-rule"] = self.trip.rule
         return out
 
     def _answered(self, status: int, tally: Tally | None) -> None:
@@ -227,7 +230,7 @@ class Exchange:
             except msgspec.DecodeError:
                 return self._failed(UpstreamError(f"{self.provider.id} returned a reply that is not JSON"), up.status)
             if tally.error is not None:
-                return self._failed(upstream_error(shaped, 502, up.headers, raw), up.status)
+                return self._failed(upstream_error(shaped, 502, up.headers, raw, self.secrets), up.status)
             self._answered(up.status, tally)
             await self.reply.send(up.status, headers, raw, JSON)
             return Result(ok=True, committed=True, status=up.status)
@@ -241,7 +244,7 @@ class Exchange:
             )
         if "error" in body and ("choices" not in body and "content" not in body and "message" not in body):
             # an error envelope on a 2xx (some OpenAI-compatible servers do this)
-            return self._failed(upstream_error(shaped, 502, up.headers, raw), up.status)
+            return self._failed(upstream_error(shaped, 502, up.headers, raw, self.secrets), up.status)
         try:
             response = self.codec.decode_response(body)
         except GatewayError as exc:
@@ -307,7 +310,7 @@ class Exchange:
         return chunk
 
     async def _fail_stream(self, writer: _Writer, error: GatewayError) -> None:
-        error.message = redact(error.message, self.provider.secrets)
+        error.message = redact(error.message, self.secrets)
         self.trip.outcome.error_type = error.anthropic_type
         self.trip.outcome.error = error.message
         encoder = dialects.get(self.trip.front).stream_encoder(context=self.trip.context)
@@ -322,7 +325,7 @@ class Exchange:
         tap = self.codec.stream_tap()
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
-        writer.secrets = tuple(s.encode() for s in self.provider.secrets if len(s) >= 4)
+        writer.secrets = tuple(s.encode() for s in self.secrets if len(s) >= 4)
         writer.strip_usage = shaped.strip_usage
         failure: GatewayError | None = None
         chunk = first
@@ -349,7 +352,7 @@ class Exchange:
         if failure is None and tally.error is not None:
             self.trip.outcome.end = "broken"  # the upstream's own error event went through, redacted
             self.trip.outcome.error_type = "api_error"
-            self.trip.outcome.error = redact(tally.error, self.provider.secrets)
+            self.trip.outcome.error = redact(tally.error, self.secrets)
         elif failure is None and not tally.ended:
             failure = UpstreamError(f"{self.provider.id} ended the stream before it was complete")
         if failure is None:

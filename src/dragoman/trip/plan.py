@@ -25,7 +25,7 @@ import msgspec
 from dragoman import dialects
 from dragoman.dialects.base import EncodeContext
 from dragoman.errors import InvalidRequest, redact
-from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext
+from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, merge_betas
 from dragoman.providers.replay import tool_call_ids
 from dragoman.routing import Route, Target
 from dragoman.store.reasoning import Snapshot
@@ -65,6 +65,7 @@ class Trip:
     caller: Caller
     outcome: Outcome
     started: float = field(default_factory=time.perf_counter)
+    rule: str | None = None  # the [router] rule that chose the target
     aborted: str | None = None  # why the gateway itself ended the trip (shutting down)
     task: asyncio.Task[Any] | None = None
     _body: dict[str, Any] | None = None
@@ -106,8 +107,10 @@ def plan(gw: Gateway, front: str, raw: bytes, body: dict[str, Any], caller: Call
     outcome.stream = stream
     codec = dialects.get(front)
     codec.check_body(body)
-    route = gw.router.resolve(model)
+    chosen, rule = gw.router.choose_for(model, front, body)
+    route = gw.router.resolve(chosen)
     outcome.route = route.name
+    outcome.rule = rule
     return Trip(
         front=front,
         raw=raw,
@@ -117,6 +120,7 @@ def plan(gw: Gateway, front: str, raw: bytes, body: dict[str, Any], caller: Call
         context=codec.reply_context(body),
         caller=caller,
         outcome=outcome,
+        rule=rule,
         _body=body,
     )
 
@@ -179,13 +183,19 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
     remember = REASONING_REPLAY in caps and (
         not dialects.get(trip.front).keeps_signed_reasoning or SIGNATURE_AUTHORITY not in caps
     )
+    if provider.client_auth:
+        provider.auth_headers(trip.caller.client_key)  # a 401 now, before any attempt, when it has none
     headers = {"content-type": "application/json", **up.request_headers(trip.stream)}
     if same:
         for name in up.forward_headers():
             value = trip.caller.headers.get(name)
             if value:
                 headers[name] = value
+    client_beta = headers.pop("anthropic-beta", None)
     headers.update(provider.headers)
+    beta = merge_betas(client_beta, provider.betas)
+    if beta:
+        headers["anthropic-beta"] = beta
     if len(trip.raw) > OFF_LOOP_BYTES:
         payload = await asyncio.to_thread(_encode.encode, wire)
     else:

@@ -2,8 +2,9 @@
 
 Mapping rules (canonical ⇄ Ollama) worth knowing, beyond the obvious field renames:
 
-* `Request.system` becomes one leading `system` message (blocks joined by "\\n"); system messages
-  inside `messages` stay in place. Several text parts of one message are joined by "\\n".
+* `Request.system` becomes one leading `system` message (blocks joined by "\\n", Claude Code's
+  billing-header block left out: it changes every request and defeats the prefix cache); system
+  messages inside `messages` stay in place. Several text parts of one message are joined by "\\n".
 * Tool results become one `role:"tool"` message each, with `tool_name` (the result's name, else the
   name of the earlier call with that id) and `tool_call_id`. `is_error` has no Ollama form: the text is
   prefixed with "[tool error] ", and that prefix is read back as `is_error`.
@@ -27,7 +28,7 @@ from typing import Any
 import msgspec
 
 from dragoman import canonical as c
-from dragoman.dialects.base import Codec, EncodeContext, StreamDecoder, StreamEncoder, Tally
+from dragoman.dialects.base import Codec, EncodeContext, StreamDecoder, StreamEncoder, Tally, is_client_metadata
 from dragoman.dialects.ollama.stream import OllamaStreamDecoder, OllamaStreamEncoder
 from dragoman.dialects.ollama.tally import OllamaStreamTap, summarize
 from dragoman.dialects.ollama.wire import (
@@ -192,8 +193,9 @@ def encode_request(req: c.Request) -> dict[str, Any]:
         kinds = ", ".join(sorted({str(t.get("type", t.get("name"))) for t in server_tools if isinstance(t, dict)}))
         raise Unsupported(f"Anthropic server tools ({kinds}) are not supported by Ollama", param="tools")
     enc = _RequestEncoder()
-    if req.system:
-        enc.out.append({"role": "system", "content": "\n".join(t.text for t in req.system)})
+    system = [t.text for t in req.system if not is_client_metadata(t.text)]
+    if system:
+        enc.out.append({"role": "system", "content": "\n".join(system)})
     for i, msg in enumerate(req.messages):
         enc.message(msg, f"messages[{i}]")
     body: dict[str, Any] = {"model": req.model, "messages": enc.out}

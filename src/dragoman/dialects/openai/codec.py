@@ -5,8 +5,10 @@ Mapping rules (canonical ⇄ OpenAI) worth knowing, beyond the obvious field ren
 
 * Leading `system`/`developer` messages become `Request.system` (one Text per text; a developer
   message marks its Texts `extra={"openai": {"role": "developer"}}`, a `name` is kept there too);
-  later ones stay in place as `Message(role="system")`. Encoding writes one system message per Text,
-  so a system message made of several text parts comes back as several system messages.
+  later ones stay in place as `Message(role="system")`. Encoding a request an OpenAI client wrote
+  writes one system message per Text, so a system message made of several text parts comes back as
+  several system messages. A request another dialect's client wrote gets one leading system message
+  and its later system messages as `<system-reminder>` text in user turns (`openai/system.py`).
 * Consecutive `role:"tool"` messages become one user Message of ToolResult parts; a user message right
   after them joins that Message (results first). Encoding reverses it: one `tool` message per result,
   then a user message with the remaining parts. OpenAI has no `is_error`: its text is prefixed with

@@ -19,6 +19,7 @@ from dragoman.canonical import (
     ToolResult,
 )
 from dragoman.dialects.openai.stream import NS
+from dragoman.dialects.openai.system import fold_system
 from dragoman.errors import InvalidRequest, Unsupported
 
 TOOL_ERROR_PREFIX = "[tool error] "
@@ -496,8 +497,13 @@ def _check_foreign(request: Request) -> None:
 
 def encode_messages(request: Request) -> list[dict[str, Any]]:
     _check_foreign(request)
-    messages: list[dict[str, Any]] = [_encode_system_text(t) for t in request.system]
-    for m in request.messages:
+    if request.source in (None, NS):  # written by an OpenAI client (or by no dialect): as it was
+        messages: list[dict[str, Any]] = [_encode_system_text(t) for t in request.system]
+        conversation = request.messages
+    else:  # another dialect's client: one leading system message (see openai/system.py)
+        system, conversation = fold_system(request)
+        messages = [{"role": "system", "content": system}] if system is not None else []
+    for m in conversation:
         if m.role == "system":
             texts = [p for p in m.content if isinstance(p, Text)]
             if len(texts) != len(m.content):

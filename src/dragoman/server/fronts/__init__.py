@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from dragoman import dialects
+from dragoman.credentials import presented_keys
 from dragoman.errors import AuthenticationFailed, GatewayError, Overloaded, UpstreamError, encode
 from dragoman.gateway import Gateway
 from dragoman.server.body import read_json
@@ -37,24 +38,17 @@ def gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
-def presented_key(request: web.Request) -> str:
-    """The key a client sent, in either SDK's header."""
-    given = request.headers.get("x-api-key") or ""
-    if not given:
-        auth = request.headers.get("authorization") or ""
-        given = auth[7:] if auth[:7].lower() == "bearer " else ""
-    return given
-
-
 def check_client_key(request: web.Request) -> str | None:
-    """When `server.api_keys` is set, a request must carry one of them. Returns the key's name."""
+    """When `server.api_keys` is set, a request must carry one of them in either SDK's header (the
+    other header may then carry the client's own provider key, see `dragoman.credentials`).
+    Returns the key's name, never the key."""
     keys = request.app[GATEWAY].config.server.api_keys
     if not keys:
         return None
-    given = presented_key(request).encode()
-    for i, key in enumerate(keys):
-        if given and hmac.compare_digest(given, key.encode()):
-            return f"api_keys[{i}]"
+    for given in presented_keys(request.headers):
+        for i, key in enumerate(keys):
+            if hmac.compare_digest(given.encode(), key.encode()):
+                return f"api_keys[{i}]"
     raise AuthenticationFailed(
         "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
     )
@@ -139,7 +133,7 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
         key_name = check_client_key(request)
         outcome.key_name = key_name
         raw, body = await read_json(request, gw.max_body)
-        caller = Caller(headers=request.headers, key_name=key_name, client_key=presented_key(request) or None)
+        caller = Caller(headers=request.headers, key_name=key_name, client_key=gw.client_key(request.headers))
         trip = plan(gw, front, raw, body, caller, outcome)
         trip.started = started
         trip.task = asyncio.current_task()

@@ -34,6 +34,7 @@ async def _count_tokens(request: web.Request) -> web.Response:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
     if not isinstance(body.get("messages"), list):
         raise InvalidRequest("`messages` is required and must be an array", param="messages")
+    model, _ = gw.router.choose_for(model, "anthropic", body)  # counted where the request would go
     route = gw.router.resolve(model)
     provider = route.provider
     url = provider.hooks.count_tokens_url(provider)
@@ -44,11 +45,9 @@ async def _count_tokens(request: web.Request) -> web.Response:
     ):
         forwarded = dict(body, model=route.model)
         headers = {"content-type": "application/json", **dialects.get("anthropic").request_headers(False)}
-        beta = request.headers.get("anthropic-beta")
-        if beta:
-            headers["anthropic-beta"] = beta
-        headers.update(provider.headers)
-        headers.update(provider.auth_headers())
+        client_key = gw.client_key(request.headers) if provider.client_auth else None
+        key = gw.health.pick_key(provider, set())
+        headers.update(provider.request_headers(client_key, request.headers.get("anthropic-beta"), key))
         try:
             up = await gw.upstream.send(
                 "POST",
