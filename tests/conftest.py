@@ -105,6 +105,14 @@ class FakeUpstream:
             await self._runner.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test keeps what the gateway generates (the sealing secret) in its own directory."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("DRAGOMAN_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()

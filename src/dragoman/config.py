@@ -1,6 +1,7 @@
 """Configuration: a TOML file (the shape below is a public contract) plus the environment.
 
-    [server]                 host, port, default_provider, max_body_bytes, workers, log_level
+    [server]                 host, port, default_provider, max_body_bytes, workers, log_level,
+                             secret (seals reasoning for Responses clients), reasoning_* ...
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
 
@@ -44,6 +45,9 @@ class ServerConfig:
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[str] = field(default_factory=list)
+    # Seals the reasoning handed to Responses clients; the same on every instance of a deployment.
+    # Unset: one is generated once and kept in the data directory ($DRAGOMAN_DATA_DIR).
+    secret: str | None = None
 
 
 @dataclass
@@ -77,7 +81,10 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "reasoning_store": str,
     "reasoning_ttl": int,
     "api_keys": list,
+    "secret": str,
 }
+# Keys whose values never appear in an error message.
+_SECRET_KEYS = frozenset({"server.secret", "server.api_keys"})
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
 PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -159,6 +166,8 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         ("redis://", "rediss://", "unix://")
     ):
         raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
+    if cfg.server.secret is not None and not cfg.server.secret.strip():
+        raise ConfigError(path, "server.secret", "must not be empty (leave it out to have one generated)")
     if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
         raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
 
@@ -189,7 +198,8 @@ def _check_type(value: Any, expected: type | tuple[type, ...], path: Path | None
         ok = isinstance(value, expected)
     if not ok:
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ConfigError(path, key, f"expected {names}, got {type(value).__name__} {value!r}")
+        shown = "" if key in _SECRET_KEYS else f" {value!r}"
+        raise ConfigError(path, key, f"expected {names}, got {type(value).__name__}{shown}")
 
 
 def check_provider_table(table: dict[str, Any], pid: str, options: dict[str, Any], path: Path | None) -> None:

@@ -5,11 +5,13 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
+from dragoman.seal import AesGcmSealer, make_sealer
 from dragoman.store.reasoning import ReasoningStore, open_store
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.outcome import Sinks
@@ -50,6 +52,12 @@ class Gateway:
     async def start(self) -> None:
         """Open what needs the event loop (stores, writers)."""
         await self.sinks.start()
+
+    @cached_property
+    def sealer(self) -> AesGcmSealer:
+        """Seals reasoning for Responses clients; made on first use, so that a gateway that never
+        serves one never touches the data directory."""
+        return make_sealer(self.config.server.secret)
 
     @property
     def max_body(self) -> int:

@@ -2,10 +2,11 @@
 
 Quirks, all here:
 - Chat Completions (`/chat/completions`) for Kimi, MiniMax, GLM, DeepSeek, Grok and the free
-  models; Anthropic Messages (`/messages`, note: no `/v1`) for Claude and Qwen; GPT models need the
-  Responses API, which Dragoman does not speak yet: refused with a clear error. The family table is
-  data below; config `formats = {"<model>" = "openai"|"anthropic"}` overrides it per model.
-- Errors use the Anthropic envelope even on the OpenAI endpoint (both codecs parse both).
+  models; Anthropic Messages (`/messages`, note: no `/v1`) for Claude and Qwen; the OpenAI
+  Responses API (`/responses`) for the GPT family (gpt-5.x, codex); Gemini's own format is refused.
+  The family table is data below; a model's catalog entry (`ModelInfo.dialect`) comes first, and
+  config `formats = {"<model>" = "openai"|"anthropic"|"responses"}` overrides both per model.
+- Errors use the Anthropic envelope even on the OpenAI endpoint (every codec parses both).
 - Reasoning from Kimi/DeepSeek models follows the reasoning_content replay rule.
 """
 
@@ -27,19 +28,20 @@ FAMILIES: tuple[tuple[str, str], ...] = (
 )
 
 
+SPOKEN = ("openai", "anthropic", "responses")
+PATHS = {"anthropic": "/messages", "responses": "/responses", "openai": "/chat/completions"}
+
+
 class OpenCodeHooks(Hooks):
     def dialect_for(self, provider: Provider, model: str) -> str:
         overrides = provider.options.get("formats") or {}
         found = overrides.get(model)
         if found is None:
+            info = provider.info(model)
+            found = info.dialect if info is not None and info.dialect is not None else None
+        if found is None:
             found = next((fmt for prefix, fmt in FAMILIES if model.startswith(prefix)), "openai")
-        if found == "responses":
-            raise Unsupported(
-                f"OpenCode Zen serves {model!r} only through the OpenAI Responses API, which Dragoman does not "
-                "speak yet; use a Chat Completions or Messages model",
-                param="model",
-            )
-        if found not in ("openai", "anthropic"):
+        if found not in SPOKEN:
             raise Unsupported(
                 f"OpenCode Zen serves {model!r} in the {found} format, which Dragoman does not speak",
                 param="model",
@@ -47,9 +49,11 @@ class OpenCodeHooks(Hooks):
         return str(found)
 
     def url_for(self, provider: Provider, dialect: str, model: str) -> str:
-        return provider.base_url + ("/messages" if dialect == "anthropic" else "/chat/completions")
+        return provider.base_url + PATHS.get(dialect, "/chat/completions")
 
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        if ctx.upstream_dialect == "responses":
+            return  # GPT models keep their reasoning themselves (encrypted_content)
         if ctx.upstream_dialect == "anthropic":
             attach_anthropic(body, ctx.reasoning, provider.id)
         else:
