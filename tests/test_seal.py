@@ -17,7 +17,7 @@ from dragoman.gateway import Gateway
 from dragoman.seal import PREFIX, SECRET_FILE, AesGcmSealer, make_sealer, stored_secret
 
 KIMI = Reasoning(
-    "The user wants the weather in Florence; I'll call the tool.\n\n\tWith a tab, \"quotes\" and ünïcødé ✓",
+    'The user wants the weather in Florence; I\'ll call the tool.\n\n\tWith a tab, "quotes" and ünïcødé ✓',
     signature="EqQBCkgIARABGAIiQL+7pZ3c/qW0y1=",
     origin="kimi",
 )

@@ -105,6 +105,11 @@ def turn2(first: dict[str, Any], output: list[dict[str, Any]], tool_output: str 
     for item in output:
         if item.get("type") == "function_call":
             body["input"].append(
-                {"type": "function_call_output", "id": "fco_" + item["call_id"][-8:], "call_id": item["call_id"], "output": tool_output}
+                {
+                    "type": "function_call_output",
+                    "id": "fco_" + item["call_id"][-8:],
+                    "call_id": item["call_id"],
+                    "output": tool_output,
+                }
             )
     return body

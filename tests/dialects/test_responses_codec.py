@@ -90,12 +90,30 @@ def test_codex_turn_one_encodes_for_every_other_upstream(upstream: str) -> None:
 def test_items_of_turn_two_form_one_assistant_turn_then_the_results() -> None:
     output = [
         {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Listing."}]},
-        {"id": "msg_9", "type": "message", "role": "assistant", "status": "completed",
-         "content": [{"type": "output_text", "text": "I'll look.", "annotations": []}]},
-        {"id": "fc_1", "type": "function_call", "call_id": "call_a", "name": "exec_command",
-         "arguments": '{"cmd":"ls"}', "status": "completed"},
-        {"id": "fc_2", "type": "function_call", "call_id": "functions.lookup_order:1", "name": "lookup_order",
-         "namespace": "mcp__fixture", "arguments": '{"id":"7"}', "status": "completed"},
+        {
+            "id": "msg_9",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "I'll look.", "annotations": []}],
+        },
+        {
+            "id": "fc_1",
+            "type": "function_call",
+            "call_id": "call_a",
+            "name": "exec_command",
+            "arguments": '{"cmd":"ls"}',
+            "status": "completed",
+        },
+        {
+            "id": "fc_2",
+            "type": "function_call",
+            "call_id": "functions.lookup_order:1",
+            "name": "lookup_order",
+            "namespace": "mcp__fixture",
+            "arguments": '{"id":"7"}',
+            "status": "completed",
+        },
     ]
     body = codex.turn2(codex.turn1(), output)
     body["input"].append({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "thanks"}]})
@@ -157,6 +175,7 @@ def test_images_files_and_refusals_in_messages() -> None:
     }
     req = CODEC.decode_request(body)
     user, assistant = req.messages
+    assert assistant.content == [Text("I can't help with that.", extra={"openai": {"type": "refusal"}})]
     assert user.content[1] == Image(media_type="image/png", data="iVBORw0KGgo=", detail="high")
     assert user.content[2] == Image(url="https://example.com/cat.jpg")
     assert user.content[3] == Opaque("responses", {"type": "input_file", "file_id": "file-123"})
@@ -173,7 +192,10 @@ def test_images_files_and_refusals_in_messages() -> None:
     [
         ({"model": "m", "input": {"role": "user"}}, "input"),
         ({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "input.0.call_id"),
-        ({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]}, "input.0.arguments"),
+        (
+            {"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]},
+            "input.0.arguments",
+        ),
         ({"model": "m", "input": [{"role": "tool", "content": "x"}]}, "input.0.role"),
         ({"model": "m", "input": [{"content": "no role or type"}]}, "input.0.type"),
         ({"model": "m", "input": [], "tools": [{"type": "function"}]}, "tools.0.name"),
@@ -269,10 +291,15 @@ def test_freeform_tools_travel_as_one_string_and_come_back_custom() -> None:
     schema = req.tools[0].parameters
     assert schema["required"] == ["input"] and 'start: "SELECT"' in schema["properties"]["input"]["description"]
     assert req.tool_choice is not None and (req.tool_choice.mode, req.tool_choice.name) == ("tool", "write_sql")
-    query = "SELECT * FROM users WHERE name = \"O'Brien\"\n"
+    query = 'SELECT * FROM users WHERE name = "O\'Brien"\n'
     reply = Response(id="x", model="m", content=[ToolCall("call_s", "write_sql", json.dumps({"input": query}))])
     item = CODEC.encode_response(reply, CODEC.reply_context(body))["output"][0]
-    assert (item["type"], item["name"], item["input"], item["call_id"]) == ("custom_tool_call", "write_sql", query, "call_s")
+    assert (item["type"], item["name"], item["input"], item["call_id"]) == (
+        "custom_tool_call",
+        "write_sql",
+        query,
+        "call_s",
+    )
     turn2 = {**body, "input": [item, {"type": "custom_tool_call_output", "call_id": "call_s", "output": "3 rows"}]}
     again = CODEC.decode_request(turn2)
     call, result = again.messages[0].content[0], again.messages[1].content[0]
@@ -292,7 +319,10 @@ def test_allowed_tools_choice_keeps_only_the_allowed() -> None:
         "tool_choice": {
             "type": "allowed_tools",
             "mode": "required",
-            "tools": [{"type": "function", "name": "write_stdin"}, {"type": "function", "name": "lookup_order", "namespace": "mcp__fixture"}],
+            "tools": [
+                {"type": "function", "name": "write_stdin"},
+                {"type": "function", "name": "lookup_order", "namespace": "mcp__fixture"},
+            ],
         },
     }
     req = CODEC.decode_request(body)
@@ -318,7 +348,10 @@ def test_parameters_map_to_canonical_and_back() -> None:
         "temperature": 0.2,
         "top_p": 0.9,
         "reasoning": {"effort": "high", "summary": "detailed"},
-        "text": {"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True, "description": "d"}, "verbosity": "low"},
+        "text": {
+            "format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True, "description": "d"},
+            "verbosity": "low",
+        },
         "safety_identifier": "user-42",
         "metadata": {"k": "v"},
         "store": True,
@@ -330,13 +363,26 @@ def test_parameters_map_to_canonical_and_back() -> None:
     assert req.thinking == Thinking(enabled=True, effort="high")
     assert req.response_format == ResponseFormat(type="json_schema", schema=schema, name="city", strict=True)
     back = CODEC.encode_request(req)
-    for key in ("max_output_tokens", "temperature", "top_p", "reasoning", "text", "safety_identifier", "metadata", "store", "previous_response_id", "service_tier"):
+    for key in (
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "reasoning",
+        "text",
+        "safety_identifier",
+        "metadata",
+        "store",
+        "previous_response_id",
+        "service_tier",
+    ):
         assert back[key] == body[key], key
     assert CODEC.thinking_of(body) == Thinking(enabled=True, effort="high")
     assert CODEC.thinking_of({"reasoning": {"effort": "none"}}) == Thinking(enabled=False, effort="none")
     assert CODEC.thinking_of({"reasoning": {"summary": "auto"}}) is None
     anthropic = dialects.get("anthropic").encode_request(req)
-    assert anthropic["thinking"]["type"] == "enabled" and anthropic["max_tokens"] > anthropic["thinking"]["budget_tokens"]
+    assert (
+        anthropic["thinking"]["type"] == "enabled" and anthropic["max_tokens"] > anthropic["thinking"]["budget_tokens"]
+    )
 
 
 def test_a_chat_request_goes_upstream_as_a_real_responses_client_sends_it() -> None:
@@ -377,7 +423,11 @@ def test_an_anthropic_thinking_request_asks_for_reasoning_and_drops_claudes_own(
     oai_reasoning = Reasoning("summary", signature="gAAAAABpPDIUph8czEXz")
     ant.messages[1].content.insert(0, oai_reasoning)
     body = CODEC.encode_request(ant)
-    assert body["input"][1] == {"type": "reasoning", "summary": [{"type": "summary_text", "text": "summary"}], "encrypted_content": "gAAAAABpPDIUph8czEXz"}
+    assert body["input"][1] == {
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "summary"}],
+        "encrypted_content": "gAAAAABpPDIUph8czEXz",
+    }
 
 
 def test_what_responses_cannot_say() -> None:
@@ -388,7 +438,9 @@ def test_what_responses_cannot_say() -> None:
     body = CODEC.encode_request(req)
     assert not {"stop", "seed", "top_k"} & body.keys()
     req.tools = [ToolSpec(name="f")]
-    assert CODEC.encode_request(req)["tools"] == [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False}]
+    assert CODEC.encode_request(req)["tools"] == [
+        {"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False}
+    ]
 
 
 # ---- usage --------------------------------------------------------------------------------------
@@ -472,8 +524,8 @@ async def test_the_sdk_reads_an_encoded_response(upstream: FakeUpstream) -> None
     )
     encoded = CODEC.encode_response(reply, CODEC.reply_context(body))
     upstream.reply(Reply(body=json.dumps(encoded).encode()))
-    client = openai.AsyncOpenAI(base_url=upstream.url + "/v1", api_key="sk-test", max_retries=0)
-    got = await client.responses.create(model="kimi-k2.6", input="x")
+    async with openai.AsyncOpenAI(base_url=upstream.url + "/v1", api_key="sk-test", max_retries=0) as client:
+        got = await client.responses.create(model="kimi-k2.6", input="x")
     assert got.id.startswith("resp_") and got.status == "completed"
     assert [o.type for o in got.output] == ["reasoning", "message", "function_call"]
     reasoning, message, call = got.output
@@ -481,7 +533,11 @@ async def test_the_sdk_reads_an_encoded_response(upstream: FakeUpstream) -> None
     assert reasoning.encrypted_content is None  # no sealer given
     assert message.type == "message" and [c.type for c in message.content] == ["output_text", "refusal"]
     assert got.output_text == "There are "
-    assert call.type == "function_call" and (call.name, call.namespace, call.arguments) == ("lookup_order", "mcp__fixture", "{}")
+    assert call.type == "function_call" and (call.name, call.namespace, call.arguments) == (
+        "lookup_order",
+        "mcp__fixture",
+        "{}",
+    )
     assert got.usage is not None and (got.usage.input_tokens, got.usage.total_tokens) == (43, 52)
     assert got.usage.input_tokens_details.cached_tokens == 40
     assert [t.type for t in got.tools] == ["function", "function", "namespace", "web_search"]  # echoed

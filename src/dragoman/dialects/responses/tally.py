@@ -90,14 +90,26 @@ def _usage_in(data: bytes) -> dict[str, Any] | None:
     return None
 
 
+_INCOMPLETE = b'"response.incomplete"'
+
+
 class ResponsesStreamTap:
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "_edge", "_incomplete")
 
     def __init__(self) -> None:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
+        self._edge = b""
+        self._incomplete: bytes | None = None  # the head of a response.incomplete event, once seen
 
     def feed(self, chunk: bytes) -> None:
         self._bytes.feed(chunk)
+        if self._incomplete is None:
+            # the final event's kind and reason are at its head, which a long event pushes out of the tail
+            window = self._edge + chunk
+            at = window.find(_INCOMPLETE)
+            if at >= 0:
+                self._incomplete = window[at : at + 512]
+            self._edge = window[-32:]
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
@@ -123,17 +135,21 @@ class ResponsesStreamTap:
                 tally.error = failure(resp if kind == "response.failed" else final).message
             if isinstance(resp.get("usage"), dict):
                 tally.usage = usage_from_wire(resp["usage"])
+            output = resp.get("output")
+            if isinstance(output, list):  # exact, where byte markers may straddle two chunks
+                tally.tool_calls = sum(1 for i in output if isinstance(i, dict) and i.get("type") in _CALL_TYPES)
             if kind in ("response.completed", "response.incomplete"):
                 tally.stop_reason = stop_from_status(
                     resp.get("status"), resp.get("incomplete_details"), tally.tool_calls > 0
                 )
             return tally
         # the final event did not fit in the tail: its usage, and which event it was, from the bytes
+        tail = self._bytes.raw_tail()
         usage = _usage_in(tail)
         if usage is not None:
             tally.usage = usage_from_wire(usage)
-        if b'"response.incomplete"' in tail:
-            tally.stop_reason = "refusal" if b'"content_filter"' in tail else "max_tokens"
-        elif b'"response.completed"' in tail:
+        if self._incomplete is not None:
+            tally.stop_reason = "refusal" if b'"content_filter"' in self._incomplete else "max_tokens"
+        elif self._bytes.ended and tally.error is None:
             tally.stop_reason = "tool_use" if tally.tool_calls else "end_turn"
         return tally
