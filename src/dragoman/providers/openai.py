@@ -7,6 +7,7 @@ Quirks, all here:
 - The Codex models, the `-pro` reasoning models, deep research and computer use answer only on
   `/v1/responses` ("This model is only supported in v1/responses and not in v1/chat/completions"):
   their catalog entries say `dialect="responses"`, so every client reaches them through that API.
+  Being reasoning models, they reject `temperature` and `top_p` ("Unsupported parameter"): dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dragoman.providers.base import Hooks, ModelInfo, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import turns
+from dragoman.providers.replay import drop_params, turns
 
 RESPONSES_ONLY = ModelInfo(reasoning=True, dialect="responses")
 
@@ -39,8 +40,16 @@ MODEL_INFO: dict[str, ModelInfo] = {
 } | {"computer-use-preview": ModelInfo(dialect="responses")}
 
 
+SAMPLING = ("temperature", "top_p")
+
+
 class OpenAIHooks(Hooks):
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        if ctx.upstream_dialect == "responses":
+            info = provider.info(str(body.get("model")))
+            if info is not None and info.reasoning:
+                drop_params(body, SAMPLING, "reasoning models reject sampling parameters", ctx.log)
+            return
         if ctx.upstream_dialect != "openai":
             return
         if "max_tokens" in body:

@@ -7,6 +7,7 @@ Quirks, all here:
   The family table is data below; a model's catalog entry (`ModelInfo.dialect`) comes first, and
   config `formats = {"<model>" = "openai"|"anthropic"|"responses"}` overrides both per model.
 - Errors use the Anthropic envelope even on the OpenAI endpoint (every codec parses both).
+- The GPT family are reasoning models: `temperature` and `top_p` are dropped on `/responses`.
 - Reasoning from Kimi/DeepSeek models follows the reasoning_content replay rule.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from dragoman.errors import Unsupported
 from dragoman.providers.base import REASONING_REPLAY, Hooks, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_anthropic, attach_openai
+from dragoman.providers.replay import attach_anthropic, attach_openai, drop_params
 
 # model id prefix -> wire format (Zen's own catalog groups models this way)
 FAMILIES: tuple[tuple[str, str], ...] = (
@@ -53,7 +54,10 @@ class OpenCodeHooks(Hooks):
 
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
         if ctx.upstream_dialect == "responses":
-            return  # GPT models keep their reasoning themselves (encrypted_content)
+            # the GPT family are reasoning models: no sampling parameters; their reasoning
+            # travels as encrypted_content, so nothing is re-attached
+            drop_params(body, ("temperature", "top_p"), "Zen's Responses models reject sampling parameters", ctx.log)
+            return
         if ctx.upstream_dialect == "anthropic":
             attach_anthropic(body, ctx.reasoning, provider.id)
         else:
