@@ -7,8 +7,10 @@ stateless and never sees the sealer on the way in; these two functions are calle
   that does not open (sealed under another secret, or changed) is ignored with a logged note: the
   part keeps its visible text and nothing else, as a client's unsigned reasoning would.
 * `unseal_passthrough(body, sealer)` — a Responses body about to go, untranslated, to a Responses
-  upstream: a sealed item that holds OpenAI's own encrypted reasoning gets it back; one that holds
-  another provider's reasoning (or does not open) is removed, since OpenAI would refuse it.
+  upstream: a sealed item that holds OpenAI's own encrypted reasoning gets it back (without the
+  gateway's item id); one that holds another provider's reasoning (or does not open) is removed,
+  since OpenAI would refuse it. Such a history went through another provider, so every item's id
+  (minted by the gateway) is removed too.
 """
 
 from __future__ import annotations
@@ -55,11 +57,10 @@ def open_sealed(request: Request, sealer: Sealer | None) -> int:
 def _openai_item(item: dict[str, Any], parts: list[Reasoning]) -> dict[str, Any] | None:
     if len(parts) != 1 or not parts[0].signature or not is_openai_encrypted(parts[0].signature):
         return None
-    restored = {k: v for k, v in item.items() if k != "encrypted_content"}
+    # without its id: the client's is the gateway's, and with `store: false` OpenAI would look an id
+    # up and answer "not found"; the encrypted content is self-contained
+    restored = {k: v for k, v in item.items() if k not in ("encrypted_content", "id")}
     restored["encrypted_content"] = parts[0].signature
-    found_id = own(parts[0].extra).get("id")
-    if isinstance(found_id, str):
-        restored["id"] = found_id
     return restored
 
 
@@ -83,5 +84,7 @@ def unseal_passthrough(body: dict[str, Any], sealer: Sealer | None) -> bool:
         else:
             log.debug("removed a sealed reasoning item a Responses upstream cannot take (another provider's)")
     if changed:
-        body["input"] = kept
+        # the history went through another provider: its item ids were minted by this gateway,
+        # and OpenAI, keeping nothing with `store: false`, would look them up and not find them
+        body["input"] = [{k: v for k, v in i.items() if k != "id"} if isinstance(i, dict) else i for i in kept]
     return changed
