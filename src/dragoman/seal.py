@@ -85,8 +85,8 @@ class AesGcmSealer:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
             return None
-        if len(raw) <= _NONCE:
-            return None
+        if len(raw) <= _NONCE or base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != body:
+            return None  # too short, or not the one spelling seal() writes (unused bits set)
         try:
             payload = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD)
         except InvalidTag:
