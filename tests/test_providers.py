@@ -1018,18 +1018,6 @@ async def test_opencode_speaks_each_model_familys_format(
         assert ("anthropic-version" in headers(seen)) == path.endswith("/messages")
 
 
-@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5-codex", "codex-mini"])
-async def test_opencode_refuses_gpt_models_clearly(upstream: FakeUpstream, gateway: GatewayFactory, model: str):
-    gw = await gateway(config("opencode", upstream, "/zen/v1"))
-    with pytest.raises(openai.BadRequestError) as e1:
-        await oai(gw).chat.completions.create(model=f"opencode/{model}", messages=[USER])
-    assert "Responses API" in e1.value.body["message"] and model in e1.value.body["message"]  # type: ignore[index]
-    with pytest.raises(anthropic.BadRequestError) as e2:
-        await ant(gw).messages.create(model=f"opencode/{model}", max_tokens=10, messages=[USER])
-    assert "Responses API" in e2.value.body["error"]["message"]  # type: ignore[index]
-    assert upstream.seen == []
-
-
 async def test_opencode_formats_option_overrides_the_family_table(upstream: FakeUpstream, gateway: GatewayFactory):
     upstream.default = lambda seen: Reply(body=ANT_OK if seen.path.endswith("/messages") else OAI_OK)
     gw = await gateway(

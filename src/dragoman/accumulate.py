@@ -56,7 +56,7 @@ class Accumulator:
             if isinstance(part, Text):
                 part = Text(part.text, extra=part.extra)
             elif isinstance(part, Reasoning):
-                part = Reasoning(part.text, part.signature, part.redacted, part.origin, part.details)
+                part = Reasoning(part.text, part.signature, part.redacted, part.origin, part.details, part.extra)
             elif isinstance(part, ToolCall):
                 part = ToolCall(part.id, part.name, part.arguments, part.extra)
             if event.index < len(resp.content):

@@ -51,13 +51,16 @@ class Image(msgspec.Struct, tag="image", omit_defaults=True):
 
 class Reasoning(msgspec.Struct, tag="reasoning", omit_defaults=True):
     """Model reasoning: Anthropic thinking / redacted_thinking, OpenAI-side reasoning_content,
-    Ollama thinking. `signature` and `redacted` are opaque and must survive byte for byte."""
+    Ollama thinking, Responses reasoning items. `signature` and `redacted` are opaque and must
+    survive byte for byte; a Responses upstream's `encrypted_content` travels as the `signature`."""
 
     text: str = ""
     signature: str | None = None
     redacted: str | None = None  # the `data` of a redacted_thinking block
     origin: str | None = None  # provider id that produced it; signatures are only valid there
     details: list[Any] | None = None  # OpenRouter reasoning_details, replayed unchanged
+    # Dialect-specific attributes (a Responses reasoning item's id), namespaced by dialect.
+    extra: dict[str, Any] | None = None
 
 
 class ToolCall(msgspec.Struct, tag="tool_call", omit_defaults=True):

@@ -1,6 +1,7 @@
 """Configuration: a TOML file (the shape below is a public contract) plus the environment.
 
-    [server]                 host, port, default_provider, max_body_bytes, workers, log_level, ...
+    [server]                 host, port, default_provider, max_body_bytes, workers, log_level,
+                             secret (seals reasoning for Responses clients), reasoning_* ...
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
     [routes.<name>]          targets = ["<provider>/<model>", ...], strategy, weights
@@ -84,6 +85,9 @@ class ServerConfig(Table):
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[NonEmpty] = []
+    # Seals the reasoning handed to Responses clients; the same on every instance of a deployment.
+    # Unset: one is generated once and kept in the data directory ($DRAGOMAN_DATA_DIR).
+    secret: NonEmpty | None = None
     retries: Annotated[int, msgspec.Meta(ge=0)] = 2  # extra attempts on one target, before the client has a byte
     retry_backoff: Seconds = 0.5  # before the first retry; doubles each time, with jitter
     retry_backoff_max: Seconds = 8.0
@@ -110,6 +114,8 @@ class ServerConfig(Table):
                 "usage_store",
                 f"{store!r}: expected 'sqlite', 'sqlite:///path/usage.db', 'postgresql://user@host:5432/db' or 'off'",
             )
+        if self.secret is not None and not self.secret.strip():
+            raise Invalid("secret", "must not be empty (leave it out to have one generated)")
         if self.usage_retention_days < 0:
             raise Invalid("usage_retention_days", "must be 0 (keep everything) or a number of days")
         if self.usage_journal_mb < 1:
@@ -216,6 +222,9 @@ class Config:
                 return found
         return None
 
+
+# Keys whose values never appear in an error message.
+SECRET_KEYS = ("server.secret", "server.api_keys")
 
 SECTIONS = ("server", "providers", "aliases", "routes", "prices", "router", "clients")
 
@@ -355,6 +364,8 @@ def typed(value: Any, kind: type[T], key: str, path: Path | None) -> T:
         _check(table, key)
     except msgspec.ValidationError as exc:
         inner, problem = _explain(str(exc), value, kind)
+        if (key + inner).startswith(SECRET_KEYS):
+            problem = problem.partition(", got")[0]  # never echo a secret, even a mistyped one
         raise ConfigError(path, key + inner, problem) from None
     except Invalid as exc:
         raise ConfigError(path, f"{key}.{exc.key}", exc.problem) from None
@@ -468,7 +479,8 @@ def _check_type(value: Any, expected: type | tuple[type, ...], path: Path | None
         ok = isinstance(value, expected)
     if not ok:
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ConfigError(path, key, f"expected {names}, got {type(value).__name__} {value!r}")
+        shown = "" if key.startswith(SECRET_KEYS) else f" {value!r}"
+        raise ConfigError(path, key, f"expected {names}, got {type(value).__name__}{shown}")
 
 
 def check_provider_table(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from dragoman import credentials
@@ -15,6 +16,7 @@ from dragoman.discovery import ModelDiscovery
 from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
+from dragoman.seal import AesGcmSealer, make_sealer
 from dragoman.store.reasoning import ReasoningStore, open_store
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.health import Health
@@ -90,6 +92,12 @@ class Gateway:
         """The client's own provider key in a request's headers (never a gateway key), for
         providers with `auth = "client"`. Never log or store it."""
         return credentials.client_key(headers, self.is_gateway_key)
+
+    @cached_property
+    def sealer(self) -> AesGcmSealer:
+        """Seals reasoning for Responses clients; made on first use, so that a gateway that never
+        serves one never touches the data directory."""
+        return make_sealer(self.config.server.secret)
 
     @property
     def max_body(self) -> int:

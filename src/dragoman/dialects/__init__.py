@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dragoman.dialects.base import Codec
 
-DIALECTS = ("openai", "anthropic", "ollama")
+DIALECTS = ("openai", "anthropic", "ollama", "responses")
 
 _cache: dict[str, Codec] = {}
 

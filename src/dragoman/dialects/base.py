@@ -45,6 +45,7 @@ class EncodeContext:
     request: dict[str, Any] | None = None  # the client's body, for dialects whose replies echo it
     response_id: str | None = None  # the id the reply is presented under, when the gateway chose one
     sealer: Sealer | None = None  # for dialects that hand reasoning to the client sealed
+    origin: str | None = None  # the provider a reply comes from, stamped on reasoning it seals
 
 
 class Tally(msgspec.Struct, omit_defaults=True):

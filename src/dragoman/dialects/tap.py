@@ -78,6 +78,10 @@ class ByteTap:
             data = data[cut + 1 :] if cut >= 0 else b""
         return data
 
+    def raw_tail(self) -> bytes:
+        """The kept tail as it is, maybe starting inside a line (for finding a field in a cut event)."""
+        return b"".join(self._tail)
+
     def whole(self) -> bytes | None:
         """Every byte, when the stream was small enough to keep both ends in one piece."""
         return None if self._dropped else b"".join(self._tail)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from dragoman.canonical import Thinking
     from dragoman.store.reasoning import Recall
 
-Dialect = Literal["openai", "anthropic", "ollama"]
+Dialect = Literal["openai", "anthropic", "ollama", "responses"]
 Auth = Literal["bearer", "x-api-key", "none"]
 
 log = logging.getLogger("dragoman.providers")
@@ -47,7 +47,11 @@ class Hooks:
     """Per-provider behaviour that data cannot express. Every method has a neutral default."""
 
     def dialect_for(self, provider: Provider, model: str) -> str:
-        """The wire format to speak for `model` (OpenCode Zen varies by model family)."""
+        """The wire format to speak for `model`: the one its catalog entry says it is served in
+        only (OpenAI's Responses-only models), else the provider's."""
+        info = provider.info(model)
+        if info is not None and info.dialect is not None:
+            return info.dialect
         return provider.dialect
 
     def url_for(self, provider: Provider, dialect: str, model: str) -> str:
@@ -85,7 +89,7 @@ class ModelInfo:
 class ProviderSpec:
     id: str
     title: str
-    dialect: str  # openai | anthropic | ollama (the default; hooks may vary it per model)
+    dialect: str  # openai | anthropic | ollama | responses (the default; varied per model by ModelInfo)
     base_url: str
     key_env: str | None = None
     auth: Auth = "bearer"

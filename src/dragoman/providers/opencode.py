@@ -2,10 +2,12 @@
 
 Quirks, all here:
 - Chat Completions (`/chat/completions`) for Kimi, MiniMax, GLM, DeepSeek, Grok and the free
-  models; Anthropic Messages (`/messages`, note: no `/v1`) for Claude and Qwen; GPT models need the
-  Responses API, which Dragoman does not speak yet: refused with a clear error. The family table is
-  data below; config `formats = {"<model>" = "openai"|"anthropic"}` overrides it per model.
-- Errors use the Anthropic envelope even on the OpenAI endpoint (both codecs parse both).
+  models; Anthropic Messages (`/messages`, note: no `/v1`) for Claude and Qwen; the OpenAI
+  Responses API (`/responses`) for the GPT family (gpt-5.x, codex); Gemini's own format is refused.
+  The family table is data below; a model's catalog entry (`ModelInfo.dialect`) comes first, and
+  config `formats = {"<model>" = "openai"|"anthropic"|"responses"}` overrides both per model.
+- Errors use the Anthropic envelope even on the OpenAI endpoint (every codec parses both).
+- The GPT family are reasoning models: `temperature` and `top_p` are dropped on `/responses`.
 - Reasoning from Kimi/DeepSeek models follows the reasoning_content replay rule.
 """
 
@@ -15,7 +17,7 @@ from typing import Any
 
 from dragoman.errors import Unsupported
 from dragoman.providers.base import REASONING_REPLAY, Hooks, ModelInfo, PrepareContext, Provider, ProviderSpec
-from dragoman.providers.replay import attach_anthropic, attach_openai, refuse_reasoning
+from dragoman.providers.replay import attach_anthropic, attach_openai, drop_params, refuse_reasoning
 
 # model id prefix -> wire format (Zen's own catalog groups models this way)
 FAMILIES: tuple[tuple[str, str], ...] = (
@@ -27,19 +29,20 @@ FAMILIES: tuple[tuple[str, str], ...] = (
 )
 
 
+SPOKEN = ("openai", "anthropic", "responses")
+PATHS = {"anthropic": "/messages", "responses": "/responses", "openai": "/chat/completions"}
+
+
 class OpenCodeHooks(Hooks):
     def dialect_for(self, provider: Provider, model: str) -> str:
         overrides = provider.options.get("formats") or {}
         found = overrides.get(model)
         if found is None:
+            info = provider.info(model)
+            found = info.dialect if info is not None and info.dialect is not None else None
+        if found is None:
             found = next((fmt for prefix, fmt in FAMILIES if model.startswith(prefix)), "openai")
-        if found == "responses":
-            raise Unsupported(
-                f"OpenCode Zen serves {model!r} only through the OpenAI Responses API, which Dragoman does not "
-                "speak yet; use a Chat Completions or Messages model",
-                param="model",
-            )
-        if found not in ("openai", "anthropic"):
+        if found not in SPOKEN:
             raise Unsupported(
                 f"OpenCode Zen serves {model!r} in the {found} format, which Dragoman does not speak",
                 param="model",
@@ -47,9 +50,14 @@ class OpenCodeHooks(Hooks):
         return str(found)
 
     def url_for(self, provider: Provider, dialect: str, model: str) -> str:
-        return provider.base_url + ("/messages" if dialect == "anthropic" else "/chat/completions")
+        return provider.base_url + PATHS.get(dialect, "/chat/completions")
 
     def prepare(self, provider: Provider, body: dict[str, Any], ctx: PrepareContext) -> None:
+        if ctx.upstream_dialect == "responses":
+            # the GPT family are reasoning models: no sampling parameters; their reasoning
+            # travels as encrypted_content, so nothing is re-attached
+            drop_params(body, ("temperature", "top_p"), "Zen's Responses models reject sampling parameters", ctx.log)
+            return
         ctx = refuse_reasoning(provider, body, ctx)
         if ctx.upstream_dialect == "anthropic":
             attach_anthropic(body, ctx.reasoning, provider.id)
@@ -65,6 +73,8 @@ SPEC = ProviderSpec(
     base_url="https://opencode.ai/zen/v1",
     key_env="OPENCODE_API_KEY",
     models=("kimi-k2.6", "minimax-m2.7", "glm-4.7", "deepseek-v4-pro", "claude-sonnet-4-6", "qwen3.6-coder"),
+    capabilities=frozenset({REASONING_REPLAY}),
+    options={"formats": {}},
     # https://opencode.ai/docs/zen (as catalogued by models.dev, anomalyco/models.dev@f3fc692; qwen3.6-coder
     # is not catalogued there, so it stays unknown)
     model_info={
@@ -74,8 +84,6 @@ SPEC = ProviderSpec(
         "deepseek-v4-pro": ModelInfo(context_window=1_000_000, max_output=384_000, reasoning=True),
         "claude-sonnet-4-6": ModelInfo(context_window=1_000_000, max_output=64_000, reasoning=True),
     },
-    capabilities=frozenset({REASONING_REPLAY}),
-    options={"formats": {}},
     dialect_option="formats",
     hooks=OpenCodeHooks(),
 )
