@@ -41,6 +41,7 @@ PASS_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "request-id", "
 PASS_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
 JSON = "application/json"
 SHUTTING_DOWN = "the gateway is shutting down"
+MAX_PENDING = 1024 * 1024  # bytes of a partial line a pass-through stream holds back
 
 
 @dataclass(slots=True)
@@ -427,9 +428,11 @@ class _Writer:
     async def lines(self, chunk: bytes) -> None:
         buf = self._pending + chunk if self._pending else chunk
         cut = buf.rfind(b"\n") + 1
-        if cut == 0:
+        if cut == 0 and len(buf) <= MAX_PENDING:
             self._pending = buf
             return
+        if cut == 0:
+            cut = len(buf)  # a line this long is not an event: pass it on rather than hold it
         if cut < len(buf):
             self._pending = buf[cut:]
             buf = buf[:cut]

@@ -78,20 +78,24 @@ class Health:
 
     # -- targets --------------------------------------------------------------------------------
 
-    def available(self, target: Target, now: float) -> bool:
-        """Not cooling, or cooled and due a probe (which this call then claims)."""
+    def blocked(self, target: Target, now: float) -> bool:
+        """Cooling, or its cooldown is over and another request is probing it."""
         name = target_name(target)
         until = self.board.until(name)
         if until <= 0:
-            return True
-        if until > now:
             return False
+        if until > now:
+            return True
         started = self._probing.get(name)
-        if started is not None and now - started < PROBE_WINDOW:
-            return False  # another request is probing it
-        self._probing[name] = now
-        log.info("cooldown of %s over: one probe request goes through", target.label)
-        return True
+        return started is not None and now - started < PROBE_WINDOW
+
+    def attempting(self, target: Target, now: float) -> None:
+        """A request is about to try `target`: if its cooldown is over, this one is the probe."""
+        name = target_name(target)
+        until = self.board.until(name)
+        if 0 < until <= now and name not in self._probing:
+            self._probing[name] = now
+            log.info("cooldown of %s over: one probe request goes through", target.label)
 
     def succeeded(self, target: Target) -> None:
         name = target_name(target)
@@ -121,7 +125,7 @@ class Health:
             self._failures[name] = count
 
     def cooling(self, target: Target, now: float) -> float:
-        """Seconds left of a target's cooldown (0 when none)."""
+        """Seconds left of a target's cooldown (0 when none, or when it is over)."""
         return max(self.board.until(target_name(target)) - now, 0.0)
 
     # -- keys -----------------------------------------------------------------------------------

@@ -103,9 +103,10 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
     outcome = trip.outcome
     now = time.time()
     queue = ordered(trip.route, health)
-    cooled = [t for t in queue if health.cooling(t, now) > 0]
-    # cooled targets wait at the back: tried only when every healthy one failed
-    queue = [t for t in queue if t not in cooled] + sorted(cooled, key=lambda t: health.cooling(t, now))
+    blocked = [t for t in queue if health.blocked(t, now)]
+    # cooling targets (and those another request is probing) wait at the back: tried only when
+    # every healthy one failed, the soonest to recover first
+    queue = [t for t in queue if t not in blocked] + sorted(blocked, key=lambda t: health.cooling(t, now))
     last: Result | None = None
     tried: list[str] = []
     overflow_window: int | None = None  # the context window a request was too long for
@@ -116,7 +117,7 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
             window = info.context_window if info is not None else None
             if window is not None and window <= overflow_window:
                 continue
-        health.available(target, time.time())  # claims the probe of a cooldown that just ended
+        health.attempting(target, time.time())  # the probe of a cooldown that just ended
         try:
             shaped = await shape(gw, trip, target)
         except Unsupported as exc:
