@@ -13,6 +13,7 @@ from dragoman import credentials
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.discovery import ModelDiscovery
+from dragoman.observe import sinks
 from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
@@ -79,8 +80,6 @@ class Gateway:
         )
         if server.api_keys:
             gw.is_gateway_key = credentials.matches_any(server.api_keys)
-        from dragoman.observe import sinks
-
         gw.sinks = sinks.build(gw)
         return gw
 
