@@ -129,6 +129,12 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
             tried.append(target.label)
             continue
         tried.append(target.label)
+        # what the outcome names if this target is the last one tried (the answering attempt
+        # writes the same fields again)
+        outcome.provider = target.provider.id
+        outcome.upstream_model = target.model
+        outcome.upstream_dialect = shaped.dialect
+        outcome.passthrough = shaped.passthrough
         keys_tried: set[int] = set()
         retries = 0
         health.enter(target)
