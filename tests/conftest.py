@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dragoman.config import parse
+from dragoman.config import Config, parse
 from dragoman.gateway import Gateway
 from dragoman.server.app import start
 
@@ -180,8 +180,8 @@ async def gateway(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> AsyncItera
     ):
         monkeypatch.delenv(var, raising=False)
 
-    async def make(config: dict[str, Any] | None = None) -> RunningGateway:
-        cfg = parse(config or {})
+    async def make(config: dict[str, Any] | Config | None = None) -> RunningGateway:
+        cfg = config if isinstance(config, Config) else parse(config or {})
         gw = Gateway.from_config(cfg)
         runner, port = await start(gw, "127.0.0.1", 0)
         runners.append(runner)
