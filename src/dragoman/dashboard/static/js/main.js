@@ -1,6 +1,7 @@
 // The dashboard: sign in when the gateway asks for a key, then poll. The feed and this instance's
-// state every 2 s; charts and the provider table every 10 s; keys every 30 s; all at once when the
-// range or grouping changes. Nothing polls while the tab is hidden.
+// state every 2 s; charts and the provider table every 10 s for the short ranges, less often for
+// the long ones (each is a scan of the range); keys every 30 s; at once when the range or grouping
+// changes. Nothing polls while the tab is hidden.
 
 import { ApiError, call, key } from "./api.js";
 import { TimeChart } from "./charts.js";
@@ -11,13 +12,14 @@ const $ = (id) => document.getElementById(id);
 
 const FAST = 2000;
 const SLOW = 10000;
+const SLOW_FOR = { "6h": 30000, "24h": 30000, "7d": 60000, "30d": 120000 };
 const KEYS = 30000;
 const HINTS = {
   admin_key: "This gateway's dashboard needs its admin key (server.admin_key).",
   api_keys: "This gateway needs one of its keys (server.api_keys).",
 };
 
-const state = { status: null, providers: null, seen: new Set(), timers: [], charts: null, refreshes: 0 };
+const state = { status: null, providers: null, seen: new Set(), timers: [], charts: null, refreshes: 0, slowAt: 0 };
 
 function settings() {
   return { since: $("since").value, by: $("by").value };
@@ -58,6 +60,7 @@ async function refreshFast() {
 
 async function refreshSlow() {
   const { since, by } = settings();
+  state.slowAt = Date.now();
   const ok = await guarded(async () => {
     const [series, providers] = await Promise.all([call("series", { since, by }), call("providers", { since })]);
     for (const chart of state.charts) chart.update(series);
@@ -96,7 +99,7 @@ function start(required) {
   }
   stop();
   every(FAST, refreshFast);
-  every(SLOW, refreshSlow);
+  every(SLOW, () => Date.now() - state.slowAt >= (SLOW_FOR[settings().since] ?? SLOW) - 500 && refreshSlow());
   every(KEYS, refreshKeys);
 }
 
