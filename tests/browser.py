@@ -27,6 +27,7 @@ FLAGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"  # git-ignored: screenshots of what the tests saw
+SAVED: list[Path] = []  # this run's screenshots, listed at the end of the run (conftest)
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Browser:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
         await self.page.screenshot(path=str(path), full_page=True)
+        SAVED.append(path)
         print(f"\nscreenshot: {path}")
         return path
 

@@ -107,6 +107,14 @@ class FakeUpstream:
             await self._runner.cleanup()
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests left their screenshots."""
+    from tests.browser import SAVED
+
+    for path in SAVED:
+        terminalreporter.write_line(f"screenshot: {path}")
+
+
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test (and every process it starts) keeps its ledger and journal in its own temp dir,

@@ -42,6 +42,8 @@ def endpoint(fn: Handler, *, public: bool = False) -> Callable[[web.Request], Aw
             response = _json(await fn(request, gw))
         except GatewayError as exc:
             response = error_response(exc, "openai")
+        except query.QueryError as exc:
+            response = error_response(InvalidRequest(str(exc)), "openai")
         except StoreError as exc:
             log.warning("dashboard %s: %s", request.path, exc)
             response = error_response(Overloaded("the usage store is unavailable; try again shortly"), "openai")
