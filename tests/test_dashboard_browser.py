@@ -161,3 +161,19 @@ async def test_dashboard_shows_the_traffic_just_made(
 
         await browser.screenshot(f"dashboard-{'sqlite' if on_sqlite else 'postgres'}.png")
         assert browser.problems == []
+
+
+async def test_with_the_store_down_the_page_says_so_and_shows_what_it_can(gateway, upstream, tmp_path: Path):
+    running = await gateway(config(upstream, usage_store="postgresql://root:pw-secret@127.0.0.1:1/test"))
+    async with chromium(tmp_path / "chromium-profile") as browser:
+        page = browser.page
+        await page.goto(running.url + "/ui/")
+        await page.wait_for_selector("#banner", state="visible", timeout=60_000)
+        assert "the usage store is unavailable" in await page.inner_text("#banner")
+        # this instance's own state needs no store: cooldowns and the footer still show
+        await page.wait_for_function("() => document.getElementById('status').textContent.includes('DOWN')")
+        assert "No provider or key is cooling down." in await page.inner_text("#cooldowns")
+        assert "pw-secret" not in await page.content()
+        await browser.screenshot("dashboard-store-down.png")
+    # the only complaints are the 503s the page was told about
+    assert browser.problems and all("503" in p for p in browser.problems), browser.problems

@@ -19,49 +19,64 @@ const HINTS = {
   api_keys: "This gateway needs one of its keys (server.api_keys).",
 };
 
-const state = { status: null, providers: null, seen: new Set(), timers: [], charts: null, refreshes: 0, slowAt: 0 };
+const state = {
+  status: null,
+  providers: null,
+  seen: new Set(),
+  timers: [],
+  charts: null,
+  refreshes: 0,
+  slowAt: 0,
+  problems: {},
+};
 
 function settings() {
   return { since: $("since").value, by: $("by").value };
 }
 
-function banner(message) {
+// what each refresh last failed with; the banner shows them until they clear
+function report(source, message) {
+  state.problems[source] = message;
+  const messages = [...new Set(Object.values(state.problems).filter(Boolean))];
   const node = $("banner");
-  node.hidden = !message;
-  fill(node, message || "");
+  node.hidden = messages.length === 0;
+  fill(node, messages.join(" · "));
 }
 
-async function guarded(work) {
+// one panel's refresh: its failure is shown, and never stops the other panels
+async function guarded(source, work) {
   try {
     await work();
+    report(source, "");
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       signOut("The key was refused: " + err.message);
       return false;
     }
-    banner(err instanceof ApiError ? err.message : String(err));
+    report(source, err instanceof ApiError ? err.message : String(err));
     return false;
   }
 }
 
 async function refreshFast() {
-  const ok = await guarded(async () => {
-    const [status, feed] = await Promise.all([call("status"), call("feed", { limit: 50 })]);
-    state.status = status;
-    fill($("instance"), status.instance);
-    panels.cooldowns($("cooldowns"), status.cooldowns);
-    panels.feed($("feed"), feed.data, state.seen);
-    panels.status($("status"), status, Date.now());
-    if (state.providers) panels.totals($("totals"), state.providers, status);
-  });
-  if (ok) banner("");
+  await Promise.all([
+    guarded("status", async () => {
+      const status = await call("status");
+      state.status = status;
+      fill($("instance"), status.instance);
+      panels.cooldowns($("cooldowns"), status.cooldowns);
+      panels.status($("status"), status, Date.now());
+      if (state.providers) panels.totals($("totals"), state.providers, status);
+    }),
+    guarded("feed", async () => panels.feed($("feed"), (await call("feed", { limit: 50 })).data, state.seen)),
+  ]);
 }
 
 async function refreshSlow() {
   const { since, by } = settings();
   state.slowAt = Date.now();
-  const ok = await guarded(async () => {
+  const ok = await guarded("charts", async () => {
     const [series, providers] = await Promise.all([call("series", { since, by }), call("providers", { since })]);
     for (const chart of state.charts) chart.update(series);
     state.providers = providers;
@@ -72,7 +87,7 @@ async function refreshSlow() {
 }
 
 async function refreshKeys() {
-  await guarded(async () => panels.keys($("keys"), await call("keys")));
+  await guarded("keys", async () => panels.keys($("keys"), await call("keys")));
 }
 
 function every(ms, fn) {
@@ -113,9 +128,12 @@ function showLogin(required, message) {
   $("login-key").focus();
 }
 
+// a refused key, from whichever panel saw it first (the others' refusals find it stopped)
 function signOut(message) {
+  const running = state.timers.length > 0;
+  stop();
   key.clear();
-  boot(message);
+  if (running || message === "") boot(message);
 }
 
 async function boot(message) {
