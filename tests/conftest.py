@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from dragoman.config import parse
+from dragoman.config import Config, parse
 from dragoman.gateway import Gateway
 from dragoman.server.app import start
 
@@ -107,6 +107,14 @@ class FakeUpstream:
             await self._runner.cleanup()
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests left their screenshots."""
+    from tests.browser import SAVED
+
+    for path in SAVED:
+        terminalreporter.write_line(f"screenshot: {path}")
+
+
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test (and every process it starts) keeps its ledger and journal in its own temp dir,
@@ -180,8 +188,8 @@ async def gateway(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> AsyncItera
     ):
         monkeypatch.delenv(var, raising=False)
 
-    async def make(config: dict[str, Any] | None = None) -> RunningGateway:
-        cfg = parse(config or {})
+    async def make(config: dict[str, Any] | Config | None = None) -> RunningGateway:
+        cfg = config if isinstance(config, Config) else parse(config or {})
         gw = Gateway.from_config(cfg)
         runner, port = await start(gw, "127.0.0.1", 0)
         runners.append(runner)

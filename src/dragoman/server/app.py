@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from dragoman import dashboard
 from dragoman.config import Config
 from dragoman.gateway import Gateway
 from dragoman.server.fronts import GATEWAY, anthropic, meta, openai, usage
@@ -41,6 +42,7 @@ def make_app(gw: Gateway) -> web.Application:
     # client_max_size is enforced by our own streaming reader (with a clear 413), not aiohttp's
     app = web.Application(client_max_size=gw.max_body + 1)
     app[GATEWAY] = gw
+    dashboard.mount(app, gw)  # /ui: the web dashboard, its own sub-application
     app.add_routes(ROUTES)
 
     async def close_upstream(app: web.Application) -> None:
