@@ -91,7 +91,8 @@ PROVIDER_KEYS: dict[str, type | tuple[type, ...]] = {
     "headers": dict,
     "user_agent": str,
     "max_tokens_default": int,
-    "timeout": (int, float),
+    "timeout": (int, float),  # seconds between bytes of a reply
+    "first_byte_timeout": (int, float),  # seconds from the request to the first byte of the reply's body
     "connect_timeout": (int, float),
     "enabled": bool,
     "title": str,

@@ -27,7 +27,9 @@ from dragoman.errors import (
     GatewayError,
     InvalidRequest,
     RequestTooLarge,
+    UpstreamConnectionLost,
     UpstreamError,
+    UpstreamTimeout,
     for_anthropic_type,
     redact,
 )
@@ -203,6 +205,12 @@ def upstream_headers(trip: Trip, request: web.Request | None) -> dict[str, str]:
     return headers
 
 
+def named(exc: GatewayError, provider: Provider) -> GatewayError:
+    """The transport's errors name no provider: say which one failed."""
+    exc.message = f"{provider.id}: {exc.message}"
+    return exc
+
+
 def reply_headers(upstream: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in upstream.items():
@@ -232,13 +240,26 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
     url = provider.hooks.url_for(provider, trip.upstream, trip.route.model)
     payload = _encode.encode(trip.wire)
     started = time.perf_counter()
-    up = await gw.upstream.send(provider, "POST", url, upstream_headers(trip, request), payload)
+    try:
+        up = await gw.upstream.send(
+            "POST",
+            url,
+            upstream_headers(trip, request),
+            payload,
+            connect_timeout=provider.connect_timeout,
+            first_byte_timeout=provider.first_byte_timeout,
+            read_timeout=provider.timeout,
+        )
+    except GatewayError as exc:
+        raise named(exc, provider) from None
     try:
         if up.status >= 400:
             raise upstream_error(trip, up.status, up.headers, await up.read())
         if trip.stream:
             return await _stream(gw, trip, request, up)
         return await _unary(gw, trip, up)
+    except (UpstreamConnectionLost, UpstreamTimeout) as exc:
+        raise named(exc, provider) from None
     finally:
         up.close()
         if log.isEnabledFor(logging.DEBUG):

@@ -7,8 +7,10 @@ An entry point names a `ProviderSpec`, a list of them, or a callable returning e
 from __future__ import annotations
 
 import logging
+import math
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from dragoman.config import Config, ConfigError, check_provider_table
@@ -141,9 +143,17 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         models=models,
         max_tokens_default=table.get("max_tokens_default", spec.max_tokens_default),
         dialect=dialect,
-        timeout=float(table.get("timeout", 600.0)),
-        connect_timeout=float(table.get("connect_timeout", 10.0)),
+        timeout=_seconds(table, "timeout", 600.0, spec.id, path),
+        connect_timeout=_seconds(table, "connect_timeout", 10.0, spec.id, path),
+        first_byte_timeout=_seconds(table, "first_byte_timeout", 120.0, spec.id, path),
     )
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, pid: str, path: Path | None) -> float:
+    value = float(table.get(key, default))
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(path, f"providers.{pid}.{key}", f"must be a positive number of seconds, got {value:g}")
+    return value
 
 
 def _with(spec: ProviderSpec, **changes: Any) -> ProviderSpec:

@@ -120,8 +120,9 @@ class Provider:
     models: list[str]
     max_tokens_default: int | None
     dialect: str
-    timeout: float = 600.0
+    timeout: float = 600.0  # seconds between bytes of a reply
     connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0  # seconds from the request to the first byte of the reply's body
 
     @property
     def id(self) -> str:

@@ -49,8 +49,19 @@ async def _count_tokens(request: web.Request) -> web.Response:
         headers.update(provider.headers)
         headers.update(provider.auth_headers())
         try:
-            up = await gw.upstream.send(provider, "POST", url, headers, encode(forwarded))
-            raw = await up.read()
+            up = await gw.upstream.send(
+                "POST",
+                url,
+                headers,
+                encode(forwarded),
+                connect_timeout=provider.connect_timeout,
+                first_byte_timeout=provider.first_byte_timeout,
+                read_timeout=provider.timeout,
+            )
+            try:
+                raw = await up.read()
+            finally:
+                up.close()
             if up.status == 200:
                 return web.Response(body=raw, content_type="application/json")
             log.info("count_tokens upstream %s answered %s; estimating locally", provider.id, up.status)
