@@ -1,6 +1,7 @@
 """Configuration: a TOML file (the shape below is a public contract) plus the environment.
 
-    [server]                 host, port, default_provider, max_body_bytes, workers, log_level
+    [server]                 host, port, default_provider, max_body_bytes, workers, log_level,
+                             keepalive_timeout, body_timeout, send_timeout, reasoning_*, api_keys
     [providers.<id>]         a built-in id overrides its fields; any other id is a custom provider
     [aliases]                "exact-name" = "<provider>/<model>"
 
@@ -11,6 +12,8 @@ naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -41,6 +44,12 @@ class ServerConfig:
     reasoning_memory: int = 10_000  # tool-call ids remembered for reasoning replay (in memory)
     reasoning_store: str = "memory"  # or redis://host:port/db, shared by every worker and instance
     reasoning_ttl: int = 86_400  # seconds a remembered entry lives in a shared store
+    # Client-side bounds, in seconds: a connection waiting for a complete request head (idle
+    # keep-alive, or headers trickled in), a request body that stops arriving, a client that stops
+    # reading its reply.
+    keepalive_timeout: float = 60.0
+    body_timeout: float = 60.0
+    send_timeout: float = 60.0
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[str] = field(default_factory=list)
@@ -77,6 +86,9 @@ _SERVER_TYPES: dict[str, type | tuple[type, ...]] = {
     "reasoning_store": str,
     "reasoning_ttl": int,
     "api_keys": list,
+    "keepalive_timeout": (int, float),
+    "body_timeout": (int, float),
+    "send_timeout": (int, float),
 }
 
 # Keys every provider table accepts; a provider's spec adds its own `options` keys.
@@ -160,6 +172,15 @@ def parse(data: dict[str, Any], path: Path | None = None) -> Config:
         ("redis://", "rediss://", "unix://")
     ):
         raise ConfigError(path, "server.reasoning_store", "must be 'memory' or a redis:// URL")
+    if cfg.server.reasoning_store not in ("", "memory") and importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            path, "server.reasoning_store", "a Redis store needs the redis package: pip install 'dragoman[redis]'"
+        )
+    for key in ("keepalive_timeout", "body_timeout", "send_timeout"):
+        seconds = float(getattr(cfg.server, key))
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ConfigError(path, f"server.{key}", f"must be a positive number of seconds, got {seconds:g}")
+        setattr(cfg.server, key, seconds)
     if not all(isinstance(k, str) and k for k in cfg.server.api_keys):
         raise ConfigError(path, "server.api_keys", "must be a list of non-empty strings")
 

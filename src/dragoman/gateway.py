@@ -4,15 +4,18 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from dragoman import providers as catalog
 from dragoman.config import Config, ConfigError
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
-from dragoman.store.reasoning import ReasoningStore, open_store
+from dragoman.store.reasoning import ReasoningStore, RedisUnavailable, open_store
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.outcome import Sinks
+
+log = logging.getLogger("dragoman.gateway")
 
 
 @dataclass
@@ -40,7 +43,10 @@ class Gateway:
                 raise ConfigError(config.path, f"aliases.{name}", f"{target!r}: no provider named {pid!r}")
         router = Router(providers, config.aliases, default)
         server = config.server
-        store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
+        try:
+            store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
+        except RedisUnavailable as exc:
+            raise ConfigError(config.path, "server.reasoning_store", str(exc)) from None
         gw = cls(config=config, providers=providers, router=router, reasoning=store)
         from dragoman.observe import sinks
 
@@ -48,8 +54,12 @@ class Gateway:
         return gw
 
     async def start(self) -> None:
-        """Open what needs the event loop (stores, writers)."""
+        """Open what needs the event loop (stores, writers); say if the reasoning store is down
+        (the gateway serves without it until it answers)."""
         await self.sinks.start()
+        problem = await self.reasoning.check()
+        if problem is not None:
+            log.warning("cannot reach the reasoning store %s: serving without it until it answers", problem)
 
     @property
     def max_body(self) -> int:

@@ -26,7 +26,6 @@ from dragoman.canonical import Reasoning, Response, StreamError, Thinking, ToolC
 from dragoman.errors import (
     GatewayError,
     InvalidRequest,
-    RequestTooLarge,
     UpstreamConnectionLost,
     UpstreamError,
     UpstreamTimeout,
@@ -37,6 +36,7 @@ from dragoman.gateway import Gateway
 from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, Provider
 from dragoman.providers.replay import tool_call_ids
 from dragoman.routing import Route
+from dragoman.server.body import forwarded_header, read_json
 from dragoman.store.reasoning import Snapshot
 
 log = logging.getLogger("dragoman.pipeline")
@@ -56,29 +56,6 @@ TERMINAL = {
 }
 NOTHING_RECALLED = Snapshot()
 STREAM_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
-
-
-async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, or a clear 400/413."""
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise InvalidRequest("request body is empty; expected a JSON object")
-    try:
-        body = _decode.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest(f"request body must be a JSON object, not {type(body).__name__}")
-    return body
 
 
 def check_common(body: dict[str, Any]) -> tuple[str, bool]:
@@ -197,7 +174,7 @@ def upstream_headers(trip: Trip, request: web.Request | None) -> dict[str, str]:
     if trip.upstream == "anthropic":
         headers["anthropic-version"] = ANTHROPIC_VERSION
         if request is not None and trip.client == "anthropic":
-            beta = request.headers.get("anthropic-beta")
+            beta = forwarded_header(request, "anthropic-beta")
             if beta:
                 headers["anthropic-beta"] = beta
     headers.update(provider.headers)
@@ -234,17 +211,18 @@ def upstream_error(trip: Trip, status: int, headers: Any, body: bytes) -> Gatewa
 
 async def complete(gw: Gateway, client: str, request: web.Request) -> web.StreamResponse:
     """The handler body shared by both fronts for a completion request."""
-    body = await read_json(request, gw.max_body)
+    body = await read_json(request, gw.max_body, gw.config.server.body_timeout)
     trip = await plan(gw, client, body)
     provider = trip.provider
     url = provider.hooks.url_for(provider, trip.upstream, trip.route.model)
     payload = _encode.encode(trip.wire)
+    headers = upstream_headers(trip, request)
     started = time.perf_counter()
     try:
         up = await gw.upstream.send(
             "POST",
             url,
-            upstream_headers(trip, request),
+            headers,
             payload,
             connect_timeout=provider.connect_timeout,
             first_byte_timeout=provider.first_byte_timeout,

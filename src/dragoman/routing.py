@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from dragoman.errors import InvalidRequest, ProviderNotConfigured, UnknownProvider
 from dragoman.providers.base import Provider
 
+MAX_MODEL_NAME = 256  # characters; the longest real model ids, prefix included, are under 100
+# The cache of resolved names, bounded in entries and in bytes (a rough count: the names plus a
+# fixed cost per entry); when full it is emptied and refills with the names in use.
+CACHE_ENTRIES = 4096
+CACHE_BYTES = 2 * 1024 * 1024
+_ENTRY_COST = 240
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -34,6 +41,7 @@ class Router:
         self.aliases = aliases
         self.default_provider = default_provider
         self._cache: dict[str, Route] = {}
+        self._cache_bytes = 0
         # declared model names that contain a slash route to their provider without a prefix
         self._declared = {m: p for p in providers.values() for m in p.models if "/" in m}
         # suffixes providers claim (`<model>:cloud`), longest first
@@ -46,10 +54,23 @@ class Router:
     def resolve(self, model: str) -> Route:
         route = self._cache.get(model)
         if route is None:
+            if len(model) > MAX_MODEL_NAME:
+                raise InvalidRequest(
+                    f"`model` is {len(model)} characters long; at most {MAX_MODEL_NAME} are accepted", param="model"
+                )
             route = self._resolve(model)
-            if len(self._cache) < 4096:
-                self._cache[model] = route
+            cost = len(model) + len(route.model) + _ENTRY_COST
+            if len(self._cache) >= CACHE_ENTRIES or self._cache_bytes + cost > CACHE_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
+            self._cache[model] = route
+            self._cache_bytes += cost
         return route
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        """Entries in the resolution cache, and their approximate size in bytes."""
+        return len(self._cache), self._cache_bytes
 
     def _resolve(self, requested: str) -> Route:
         if not requested:

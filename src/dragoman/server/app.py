@@ -15,6 +15,7 @@ from aiohttp import web
 from dragoman.config import Config
 from dragoman.gateway import Gateway
 from dragoman.server.fronts import GATEWAY, anthropic, meta, openai
+from dragoman.server.watchdog import SendWatchdog
 
 log = logging.getLogger("dragoman.server")
 
@@ -29,11 +30,16 @@ ROUTES = [
 ]
 
 
+WATCHDOG: web.AppKey[SendWatchdog] = web.AppKey("send_watchdog", SendWatchdog)
+
+
 def make_app(gw: Gateway) -> web.Application:
     # client_max_size is enforced by our own streaming reader (with a clear 413), not aiohttp's
     app = web.Application(client_max_size=gw.max_body + 1)
     app[GATEWAY] = gw
+    app[WATCHDOG] = watchdog = SendWatchdog(gw.config.server.send_timeout)
     app.add_routes(ROUTES)
+    app.on_cleanup.append(watchdog.stop)
 
     async def close_upstream(app: web.Application) -> None:
         await gw.close()
@@ -47,8 +53,18 @@ async def start(
 ) -> tuple[web.AppRunner, int]:
     """Start serving in the running loop; returns the runner and the bound port."""
     await gw.start()
-    runner = web.AppRunner(make_app(gw), access_log=None, handler_cancellation=True)
+    app = make_app(gw)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handler_cancellation=True,
+        # bounds both an idle keep-alive connection and one whose request head trickles in: aiohttp
+        # closes a connection still waiting for a complete head this long after it opened or last answered
+        keepalive_timeout=gw.config.server.keepalive_timeout,
+        auto_decompress=False,  # server.body decompresses, with a 400 for a body that lies
+    )
     await runner.setup()
+    app[WATCHDOG].watch(runner.server)
     site: web.BaseSite
     if sock is not None:
         site = web.SockSite(runner, sock)

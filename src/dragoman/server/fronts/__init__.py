@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dragoman.errors import AuthenticationFailed, GatewayError, UpstreamError, encode
+from dragoman.errors import AuthenticationFailed, GatewayError, InvalidRequest, UpstreamError, encode
 from dragoman.gateway import Gateway
 
 log = logging.getLogger("dragoman.server.fronts")
@@ -29,7 +29,9 @@ def check_client_key(request: web.Request) -> None:
     if not given:
         auth = request.headers.get("authorization") or ""
         given = auth[7:] if auth[:7].lower() == "bearer " else ""
-    if not given or not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+    # surrogateescape: a header's undecodable bytes compare as themselves rather than raising
+    presented = given.encode("utf-8", "surrogateescape")
+    if not given or not any(hmac.compare_digest(presented, k.encode()) for k in keys):
         raise AuthenticationFailed(
             "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
         )
@@ -50,6 +52,8 @@ async def guarded(
         return await handle()
     except GatewayError as exc:
         return error_response(exc, dialect)
+    except RecursionError:  # a body nested within the decoder's reach but beyond a later stage's
+        return error_response(InvalidRequest("request body nests JSON arrays or objects too deeply"), dialect)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return error_response(UpstreamError("internal gateway error", status=500), dialect)

@@ -9,6 +9,7 @@ from aiohttp import web
 from dragoman import pipeline, tokens
 from dragoman.errors import GatewayError, InvalidRequest, encode
 from dragoman.providers.base import COUNT_TOKENS
+from dragoman.server.body import forwarded_header, read_json
 from dragoman.server.fronts import gateway, guarded
 
 log = logging.getLogger("dragoman.server.fronts.anthropic")
@@ -27,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def _count_tokens(request: web.Request) -> web.Response:
     gw = gateway(request)
-    body = await pipeline.read_json(request, gw.max_body)
+    body = await read_json(request, gw.max_body, gw.config.server.body_timeout)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
@@ -43,7 +44,7 @@ async def _count_tokens(request: web.Request) -> web.Response:
     ):
         forwarded = dict(body, model=route.model)
         headers = {"content-type": "application/json", "anthropic-version": pipeline.ANTHROPIC_VERSION}
-        beta = request.headers.get("anthropic-beta")
+        beta = forwarded_header(request, "anthropic-beta")
         if beta:
             headers["anthropic-beta"] = beta
         headers.update(provider.headers)
