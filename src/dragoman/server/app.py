@@ -91,13 +91,13 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
 
     async def main() -> None:
         gw = Gateway.from_config(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before "listening": a signal right after it is a clean stop
+            loop.add_signal_handler(sig, stop.set)
         runner, bound = await start(gw, host, port, reuse_port=reuse_port)
         if ready is not None:
             ready(bound)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await runner.cleanup()
 

@@ -2,10 +2,11 @@
 
 A stream to a client that no longer reads blocks its handler in `drain()` for ever, holding the
 upstream connection with it. Rather than a timer around every write (the hot path), one sweep every
-few seconds looks at the connections whose writes are paused: paused at every look, with a write
-buffer that has not shrunk (paused, nothing can be added to it, so a buffer that did not shrink
-sent nothing), for `send_timeout` seconds, means the client is gone. Aborting the transport ends
-the handler, which closes its upstream connection.
+few seconds looks at the connections whose writes are paused. Paused at every look with a write
+buffer of exactly the same size, for `send_timeout` seconds, means the client is gone: while the
+handler waits in `drain()` nothing is added to the buffer, so an unchanged size means nothing was
+sent (a slow reader's buffer drains and refills between looks, to a different size). Aborting the
+transport ends the handler, which closes its upstream connection.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class SendWatchdog:
                 continue
             size = transport.get_write_buffer_size()
             before = self._stuck.get(handler)
-            if before is None or size < before[0]:
+            if before is None or size != before[0]:
                 stuck[handler] = (size, now)  # newly paused, or it sent something: the clock starts again
             elif now - before[1] >= self.timeout:
                 self.aborted += 1

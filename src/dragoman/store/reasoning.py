@@ -225,7 +225,7 @@ class RedisReasoningStore:
         if self._down_since is not None:
             down = asyncio.get_running_loop().time() - self._down_since
             self._down_since = None
-            log.warning("reasoning store %s answers again after %.0f s", self.where, down)
+            log.warning("reasoning store %s answers again after %.1f s", self.where, down)
 
 
 def _where(url: str) -> str:
