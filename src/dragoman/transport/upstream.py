@@ -62,6 +62,7 @@ class _Conn(asyncio.Protocol):
         self.key = key
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.fd = -1
         self.parser = httptools.HttpResponseParser(self)
         self.busy = False
         self.pooled = False
@@ -99,6 +100,7 @@ class _Conn(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         if not self.busy or self.complete:
@@ -248,7 +250,9 @@ class _Conn(asyncio.Protocol):
         self.idle_since = self.loop.time()
         self.upstream._park(self)
         expires = self.idle_since + self.keepalive
-        if self.pooled and (self.timer is None or self.deadline > expires):
+        # the timer left from the request will do if it is due within another keep-alive: one
+        # re-arm fewer per request, and an expired connection is never reused meanwhile (`_unpark`)
+        if self.pooled and (self.timer is None or self.deadline > expires + self.keepalive):
             self._arm(expires)
 
     def alive(self) -> bool:
@@ -257,16 +261,14 @@ class _Conn(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
-        sock = transport.get_extra_info("socket")
-        if sock is None:
+        if self.fd < 0:
             return True
         try:
-            fd = sock.fileno()
             if _POLL:
                 poller = select.poll()
-                poller.register(fd, select.POLLIN)
+                poller.register(self.fd, select.POLLIN)
                 return not poller.poll(0)
-            return not select.select([fd], [], [], 0)[0]
+            return not select.select([self.fd], [], [], 0)[0]
         except (OSError, ValueError):
             return False
 
