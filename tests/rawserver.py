@@ -4,6 +4,7 @@ what the server does with the bytes, and the server records every request and co
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -105,3 +106,11 @@ async def keep_alive(peer: Peer) -> None:
 
 async def send(up: Upstream, url: str, body: bytes | None = b"{}", **kw: float) -> UpstreamResponse:
     return await up.send("POST", url, {"content-type": "application/json"}, body, **timeouts(**kw))
+
+
+async def settle(count: Callable[[], int], want: int, within: float = 20.0) -> int:
+    """Wait until `count()` is `want` (or the time is up); the last value seen."""
+    deadline = time.monotonic() + within
+    while (n := count()) != want and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return n

@@ -1,6 +1,7 @@
 """Client-side bounds, with raw sockets as clients: a request head trickled in (slowloris), an idle
 keep-alive connection, a request body that stalls, and a client that stops reading its stream are
-each ended after their [server] timeout; a slow client that keeps reading is not."""
+each ended after their [server] timeout; a slow client that keeps reading is not. Under both the
+standard event loop and uvloop (production's)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ import json
 import socket
 import time
 
+import pytest
+import uvloop
+
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, providers_at
+
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture is deprecated')
 
 SSE = "text/event-stream"
 BIG_EVENT = b'data: {"pad":"' + b"a" * 32000 + b'"}\n\n'
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
 
 
 async def connect(url: str, rcvbuf: int | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -61,8 +61,10 @@ async def test_request_wire_format(serve, up: Upstream):
 
 async def test_header_injection_is_refused(serve, up: Upstream):
     s = await serve(keep_alive)
-    with pytest.raises(UpstreamError):
-        await up.send("POST", s.url, {"x-a": "1\r\nx-evil: 2"}, b"", **timeouts())
+    for value in ("1\r\nx-evil: 2", "caf\udce9"):  # a split line; bytes that were not text
+        with pytest.raises(UpstreamError, match="invalid upstream request header") as err:
+            await up.send("POST", s.url, {"x-a": value}, b"", **timeouts())
+        assert not err.value.may_have_reached
     assert s.requests == []
 
 
@@ -257,8 +259,9 @@ async def test_refused_is_502_unreachable(up: Upstream):
 
 async def test_invalid_url_is_502(up: Upstream):
     for url in ("ftp://x/y", "http:///nohost", "http://h:notaport/"):
-        with pytest.raises(UpstreamError, match="invalid upstream URL"):
+        with pytest.raises(UpstreamError, match="invalid upstream URL") as err:
             await send(up, url)
+        assert not err.value.may_have_reached
 
 
 async def test_connect_timeout_is_504(serve, up: Upstream):

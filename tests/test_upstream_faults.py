@@ -1,17 +1,21 @@
 """The gateway in front of a faulty upstream, with the official SDKs as clients: replies far past
 the client's flow-control mark, a connection lost before the reply (sent once, never again
-silently), and the first-byte timeout. Every test counts the requests the upstream saw."""
+silently), the first-byte timeout, and the idle pool after a burst. Every test counts the requests
+the upstream saw."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import aiohttp
 import anthropic
 import openai
 import pytest
 
+from dragoman.transport.upstream import MAX_IDLE_PER_HOST
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, chat_completion, providers_at
-from tests.rawserver import Peer, reply
+from tests.rawserver import Peer, reply, settle
 
 USER = [{"role": "user", "content": "hi"}]
 LONG = "word " * (600 * 1024)  # a 3 MiB answer: a 64k-token reply is this size
@@ -120,3 +124,31 @@ async def test_first_byte_timeout(serve, gateway: GatewayFactory, stream: bool):
         },
     }
     assert len(s.requests) == 1
+
+
+async def test_idle_upstream_connections_after_a_burst_settle_at_the_bound(serve, gateway: GatewayFactory):
+    everyone = asyncio.Event()
+    burst = 200
+
+    async def handle(peer: Peer) -> None:
+        while await peer.request() is not None:
+            if len(s.requests) >= burst:
+                everyone.set()
+            await everyone.wait()  # all in flight at once: one upstream connection each
+            peer.write(reply(chat_completion(), headers="Content-Type: application/json\r\n"))
+
+    s = await serve(handle)
+    gw = await gateway(providers_at(s))
+    body = json.dumps({"model": "up-openai/m", "messages": USER})
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one() -> int:
+            async with session.post(gw.url + "/v1/chat/completions", data=body) as resp:
+                await resp.read()
+                return resp.status
+
+        statuses = await asyncio.gather(*(one() for _ in range(burst)))
+    assert statuses == [200] * burst and len(s.requests) == burst and len(set(s.peers)) == burst
+    # what is left open is the idle pool's bound, on both ends
+    assert await settle(lambda: s.open, MAX_IDLE_PER_HOST) == MAX_IDLE_PER_HOST
+    assert gw.gateway.upstream.open == gw.gateway.upstream.idle == MAX_IDLE_PER_HOST

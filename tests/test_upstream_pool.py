@@ -10,14 +10,13 @@ import gzip
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 import uvloop
 
 from dragoman.transport import upstream as upstream_mod
 from dragoman.transport.upstream import Upstream
-from tests.rawserver import CHUNKED, Peer, Server, chunk, keep_alive, reply, send
+from tests.rawserver import CHUNKED, Peer, Server, chunk, keep_alive, reply, send, settle
 
 pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture is deprecated')
 
@@ -27,14 +26,6 @@ BIG = bytes(range(256)) * 4096 * 12  # 12 MiB: many times the flow-control mark
 @pytest.fixture(params=["asyncio", "uvloop"])
 def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
     return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
-
-
-async def settle(count: Callable[[], int], want: int, within: float = 20.0) -> int:
-    """Wait until `count()` is `want` (or the time is up); the last value seen."""
-    deadline = time.monotonic() + within
-    while (n := count()) != want and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return n
 
 
 # --- whole bodies ----------------------------------------------------------------------------------

@@ -40,6 +40,13 @@ def keepalive_hint(value: str, default: float) -> float:
     return default
 
 
+def _unsent(message: str) -> UpstreamError:
+    """A request that could not be put on the wire at all."""
+    error = UpstreamError(message)
+    error.may_have_reached = False
+    return error
+
+
 @functools.lru_cache(maxsize=1024)
 def target(url: str) -> tuple[tuple[str, str, int], str, str]:
     """The pool key, the Host header and the request target of a URL."""
@@ -49,9 +56,9 @@ def target(url: str) -> tuple[tuple[str, str, int], str, str]:
         hostname = parts.hostname
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        raise UpstreamError("invalid upstream URL") from None
+        raise _unsent("invalid upstream URL") from None
     if scheme not in ("http", "https") or not hostname:
-        raise UpstreamError("invalid upstream URL")
+        raise _unsent("invalid upstream URL")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return (scheme, hostname, port), parts.netloc.rpartition("@")[2], path
 
@@ -73,9 +80,9 @@ def request_head(method: str, path: str, host: str, headers: dict[str, str], bod
         lines.append(f"Content-Length: {len(body) if body else 0}")
     head = "\r\n".join(lines)
     if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:  # a header would split it
-        raise UpstreamError("invalid upstream request header")
+        raise _unsent("invalid upstream request header")
     try:
         data = (head + "\r\n\r\n").encode("utf-8")
     except UnicodeEncodeError:  # a value decoded from undecodable bytes: never put on the wire
-        raise UpstreamError("invalid upstream request header") from None
+        raise _unsent("invalid upstream request header") from None
     return data + body if body else data
