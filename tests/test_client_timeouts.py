@@ -92,10 +92,11 @@ async def test_stalled_request_body_is_408_in_the_clients_dialect(upstream: Fake
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode()
             + b'{"model": "up-openai/m", '
         )
-        got = await closed_by_server(reader)
-        writer.close()
-        head, _, body = got.partition(b"\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
         assert head.startswith(b"HTTP/1.1 408"), head
+        length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        body = await reader.readexactly(length)
+        writer.close()
         error = json.loads(body)
         if envelope == "openai":
             assert error["error"]["code"] == "request_timeout" and "stalled" in error["error"]["message"]
