@@ -125,7 +125,7 @@ async def test_client_that_stops_reading_a_stream_is_dropped(upstream: FakeUpstr
 async def test_slow_client_that_keeps_reading_gets_the_whole_stream(upstream: FakeUpstream, gateway: GatewayFactory):
     events = [BIG_EVENT] * 96 + [b"data: [DONE]\n\n"]  # 3 MiB
     upstream.reply(Reply(body=events, content_type=SSE))
-    gw = await gateway(providers_at(upstream, server={"send_timeout": 3}))
+    gw = await gateway(providers_at(upstream, server={"send_timeout": 2}))  # the stream takes longer
     reader, writer = await connect(gw.url, rcvbuf=4096)
     body = json.dumps({"model": "up-openai/m", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
     writer.write(

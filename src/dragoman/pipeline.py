@@ -237,6 +237,8 @@ async def complete(gw: Gateway, client: str, request: web.Request) -> web.Stream
             return await _stream(gw, trip, request, up)
         return await _unary(gw, trip, up)
     except (UpstreamConnectionLost, UpstreamTimeout) as exc:
+        if isinstance(exc, UpstreamTimeout) and exc.phase is None:
+            raise  # an upstream's own 408/504 reply, in its own words
         raise named(exc, provider) from None
     finally:
         up.close()
