@@ -17,6 +17,8 @@ from aiohttp import web
 from dragoman.config import Config, parse
 from dragoman.gateway import Gateway
 from dragoman.server.app import start
+from dragoman.transport.upstream import Upstream
+from tests.rawserver import Peer, Server
 
 
 @dataclass
@@ -155,6 +157,27 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
     await fake.stop()
 
 
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
+    servers: list[Server] = []
+
+    async def make(handle: Callable[[Peer], Awaitable[None]], **kw: Any) -> Server:
+        s = await Server(handle, **kw).start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        await s.stop()
+
+
+@pytest.fixture
+async def up() -> AsyncIterator[Upstream]:
+    client = Upstream()
+    yield client
+    await client.close()
+
+
 @dataclass
 class RunningGateway:
     url: str
@@ -213,7 +236,7 @@ def chat_completion(content: str = "ok") -> bytes:
     ).encode()
 
 
-def providers_at(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
+def providers_at(upstream: FakeUpstream | Server, **extra: Any) -> dict[str, Any]:
     """A config with one custom provider per dialect, all pointing at the fake upstream."""
     cfg: dict[str, Any] = {
         # one attempt per request: these tests are about what one upstream answer becomes

@@ -219,3 +219,28 @@ def test_usage_ledger_keys_load():
     assert cfg.prices == {"kimi/kimi-for-coding": {"input": 0.6, "output": 2.5}}
     defaults = parse({}).server
     assert (defaults.usage_store, defaults.usage_retention_days, defaults.log_bodies) == ("sqlite", 90, False)
+
+
+def test_timeouts_have_defaults_and_are_validated():
+    cfg = parse({})
+    assert (cfg.server.keepalive_timeout, cfg.server.body_timeout, cfg.server.send_timeout) == (60.0, 60.0, 60.0)
+    cfg = parse({"server": {"keepalive_timeout": 5, "body_timeout": 2.5, "send_timeout": 30}})
+    assert (cfg.server.keepalive_timeout, cfg.server.body_timeout, cfg.server.send_timeout) == (5.0, 2.5, 30.0)
+    for key in ("keepalive_timeout", "body_timeout", "send_timeout"):
+        for bad in (0, -1, float("inf"), float("nan")):
+            with pytest.raises(ConfigError, match=rf"server\.{key}: (expected float > 0\.0|must be a finite)"):
+                parse({"server": {key: bad}})
+        with pytest.raises(ConfigError, match=rf"server\.{key}: expected float, got str"):
+            parse({"server": {key: "60"}})
+
+
+def test_provider_first_byte_timeout():
+    gw = Gateway.from_config(parse({"providers": {"kimi": {"api_key": "k", "first_byte_timeout": 30}}}))
+    kimi = gw.providers["kimi"]
+    assert (kimi.first_byte_timeout, kimi.timeout, kimi.connect_timeout) == (30.0, 600.0, 10.0)
+    assert gw.providers["moonshot"].first_byte_timeout == 120.0
+    for bad in (0, -5, float("inf")):
+        with pytest.raises(ConfigError, match=r"providers\.kimi\.first_byte_timeout: must be a positive number"):
+            Gateway.from_config(parse({"providers": {"kimi": {"first_byte_timeout": bad}}}))
+    with pytest.raises(ConfigError, match=r"providers\.kimi\.first_byte_timeout: expected int or float"):
+        Gateway.from_config(parse({"providers": {"kimi": {"first_byte_timeout": "2m"}}}))

@@ -135,13 +135,14 @@ async def test_connection_refused_is_502(gateway: GatewayFactory):
 
 
 async def test_upstream_timeout_is_504(upstream: FakeUpstream, gateway: GatewayFactory):
-    upstream.reply(Reply(body=[b""], hang=True))
+    upstream.reply(Reply(body=[b""], hang=True))  # the head, then nothing: the first-byte timeout applies
     cfg = providers_at(upstream)
-    cfg["providers"]["up-openai"]["timeout"] = 0.5
+    cfg["providers"]["up-openai"]["first_byte_timeout"] = 0.5
     gw = await gateway(cfg)
     with pytest.raises(openai.APIStatusError) as err:
         await oai(gw.url).chat.completions.create(model="up-openai/m", messages=CHAT)
     assert err.value.status_code == 504 and err.value.body["type"] == "timeout"  # type: ignore[index]
+    assert "up-openai: upstream timed out waiting for the reply" in err.value.message
 
 
 OPENAI_PARTIAL = [

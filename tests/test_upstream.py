@@ -1,6 +1,7 @@
 """The upstream HTTP client on its own, against raw asyncio servers on loopback (under both the
 standard event loop and uvloop): keep-alive pooling, every body framing, decompression, flow
-control, retries, timeouts, failures and cancellation."""
+control, timeouts by phase, failures (each classified: may the request have reached the upstream?)
+and cancellation. Pool bounds and idle expiry are in `test_upstream_pool.py`."""
 
 from __future__ import annotations
 
@@ -11,17 +12,15 @@ import socket
 import ssl
 import subprocess
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvloop
 
-from dragoman.errors import UpstreamError, UpstreamTimeout
+from dragoman.errors import UpstreamConnectionLost, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from dragoman.transport import upstream as upstream_mod
-from dragoman.transport.upstream import Upstream, UpstreamResponse
+from dragoman.transport.upstream import Upstream
+from tests.rawserver import CHUNKED, Peer, chunk, keep_alive, reply, send, timeouts
 
 # production runs on uvloop, the rest of the suite on the standard loop: these run on both
 # (pytest-asyncio now prefers a conftest `pytest_asyncio_loop_factories` hook; this file keeps to itself)
@@ -31,121 +30,6 @@ pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_polic
 @pytest.fixture(params=["asyncio", "uvloop"])
 def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
     return uvloop.EventLoopPolicy() if request.param == "uvloop" else asyncio.DefaultEventLoopPolicy()
-
-
-def provider(timeout: float = 5.0, connect_timeout: float = 5.0) -> dict[str, float]:
-    """The timeouts `send` takes."""
-    return {"connect_timeout": connect_timeout, "first_byte_timeout": timeout, "read_timeout": timeout}
-
-
-@dataclass
-class Req:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    peer: int
-    head: bytes
-
-
-class Peer:
-    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.server, self.reader, self.writer = server, reader, writer
-        self.port: int = writer.get_extra_info("peername")[1]
-
-    async def request(self) -> Req | None:
-        try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        lines = head.decode().split("\r\n")
-        method, path, _ = lines[0].split(" ")
-        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if line)}
-        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        req = Req(method, path, headers, body, self.port, head)
-        self.server.requests.append(req)
-        return req
-
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def until_closed(self) -> None:
-        """Until the client drops the connection."""
-        while await self.reader.read(65536):
-            pass
-        self.server.client_closed.set()
-
-
-class Server:
-    def __init__(self, handle: Callable[[Peer], Awaitable[None]], **ssl_kw: Any) -> None:
-        self.handle = handle
-        self.ssl_kw = ssl_kw
-        self.peers: list[int] = []
-        self.requests: list[Req] = []
-        self.client_closed = asyncio.Event()
-        self.url = ""
-
-    async def _on(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = Peer(self, reader, writer)
-        self.peers.append(peer.port)
-        try:
-            await self.handle(peer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            self.client_closed.set()
-        except asyncio.CancelledError:  # the test is over
-            pass
-        finally:
-            writer.close()
-
-    async def start(self, host: str = "127.0.0.1") -> Server:
-        self.srv = await asyncio.start_server(self._on, "127.0.0.1", 0, **self.ssl_kw)
-        port = self.srv.sockets[0].getsockname()[1]
-        self.url = f"{'https' if self.ssl_kw else 'http'}://{host}:{port}"
-        return self
-
-    async def stop(self) -> None:
-        self.srv.close()
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Awaitable[Server]]]:
-    servers: list[Server] = []
-
-    async def make(handle: Callable[[Peer], Awaitable[None]], **kw: Any) -> Server:
-        s = await Server(handle, **kw).start()
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        await s.stop()
-
-
-@pytest.fixture
-async def up() -> AsyncIterator[Upstream]:
-    client = Upstream()
-    yield client
-    await client.close()
-
-
-def reply(body: bytes = b"ok", status: str = "200 OK", headers: str = "", version: str = "1.1") -> bytes:
-    return f"HTTP/{version} {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
-
-
-async def keep_alive(peer: Peer) -> None:
-    while (req := await peer.request()) is not None:
-        peer.write(reply(b"echo " + req.path.encode(), headers="X-Thing: One\r\nx-thing: Two\r\n"))
-
-
-async def send(up: Upstream, url: str, body: bytes | None = b"{}", **kw: Any) -> UpstreamResponse:
-    return await up.send("POST", url, {"content-type": "application/json"}, body, **provider(**kw))
 
 
 # --- pooling and framing ---------------------------------------------------------------------------
@@ -162,14 +46,14 @@ async def test_keep_alive_reuses_one_connection(serve, up: Upstream):
 
 async def test_request_wire_format(serve, up: Upstream):
     s = await serve(keep_alive)
-    resp = await up.send("POST", s.url + "/p", {"Authorization": "Bearer k", "x-a": "1"}, b'{"a":1}', **provider())
+    resp = await up.send("POST", s.url + "/p", {"Authorization": "Bearer k", "x-a": "1"}, b'{"a":1}', **timeouts())
     await resp.read()
     req = s.requests[0]
     assert req.method == "POST" and req.path == "/p" and req.body == b'{"a":1}'
     assert req.headers["host"] == s.url.removeprefix("http://")
     assert req.headers["content-length"] == "7" and req.headers["authorization"] == "Bearer k"
     assert req.headers["x-a"] == "1" and "accept-encoding" not in req.headers
-    resp = await up.send("GET", s.url, {"user-agent": "me/1"}, None, **provider())
+    resp = await up.send("GET", s.url, {"user-agent": "me/1"}, None, **timeouts())
     await resp.read()
     assert s.requests[1].path == "/" and "content-length" not in s.requests[1].headers
     assert s.requests[1].headers["user-agent"] == "me/1"
@@ -177,8 +61,10 @@ async def test_request_wire_format(serve, up: Upstream):
 
 async def test_header_injection_is_refused(serve, up: Upstream):
     s = await serve(keep_alive)
-    with pytest.raises(UpstreamError):
-        await up.send("POST", s.url, {"x-a": "1\r\nx-evil: 2"}, b"", **provider())
+    for value in ("1\r\nx-evil: 2", "caf\udce9"):  # a split line; bytes that were not text
+        with pytest.raises(UpstreamError, match="invalid upstream request header") as err:
+            await up.send("POST", s.url, {"x-a": value}, b"", **timeouts())
+        assert not err.value.may_have_reached
     assert s.requests == []
 
 
@@ -334,19 +220,20 @@ async def test_slow_consumer_pauses_the_socket(serve, up: Upstream):
 # --- failures --------------------------------------------------------------------------------------
 
 
-async def test_stale_pooled_connection_is_retried_once(serve, up: Upstream):
+async def test_reused_connection_lost_before_reply_is_not_sent_again(serve, up: Upstream):
     async def handle(peer: Peer) -> None:
-        if len(s.peers) == 1:
-            await peer.request()
-            peer.write(reply(b"first"))
-            await peer.request()  # the second request arrives as the server drops the idle connection
-            return
-        await keep_alive(peer)
+        await peer.request()
+        peer.write(reply(b"first"))
+        await peer.request()  # the second request arrives as the server drops the idle connection
 
     s = await serve(handle)
     assert await (await send(up, s.url)).read() == b"first"
-    assert await (await send(up, s.url + "/second")).read() == b"echo /second"
-    assert len(s.peers) == 2 and len(s.requests) == 3
+    with pytest.raises(UpstreamConnectionLost, match="lost before the reply") as err:
+        await send(up, s.url + "/second")
+    assert err.value.before_reply and err.value.reused and err.value.may_have_reached
+    assert err.value.status == 502
+    # the POST went out once: no silent second attempt on a fresh connection
+    assert len(s.requests) == 2 and len(s.peers) == 1
 
 
 async def test_fresh_connection_dropped_before_reply_is_not_retried(serve, up: Upstream):
@@ -354,24 +241,27 @@ async def test_fresh_connection_dropped_before_reply_is_not_retried(serve, up: U
         await peer.request()
 
     s = await serve(handle)
-    with pytest.raises(UpstreamError, match="connection lost"):
+    with pytest.raises(UpstreamConnectionLost, match="connection lost") as err:
         await send(up, s.url)
-    assert len(s.peers) == 1
+    assert err.value.before_reply and not err.value.reused and err.value.may_have_reached
+    assert len(s.peers) == 1 and len(s.requests) == 1
 
 
 async def test_refused_is_502_unreachable(up: Upstream):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        with pytest.raises(UpstreamError, match="unreachable") as err:
-            await up.send("POST", f"http://127.0.0.1:{port}/", {"authorization": "sk-secret"}, b"", **provider())
+        with pytest.raises(UpstreamUnreachable, match="unreachable") as err:
+            await up.send("POST", f"http://127.0.0.1:{port}/", {"authorization": "sk-secret"}, b"", **timeouts())
     assert err.value.status == 502 and "sk-secret" not in err.value.message
+    assert not err.value.may_have_reached
 
 
 async def test_invalid_url_is_502(up: Upstream):
     for url in ("ftp://x/y", "http:///nohost", "http://h:notaport/"):
-        with pytest.raises(UpstreamError, match="invalid upstream URL"):
+        with pytest.raises(UpstreamError, match="invalid upstream URL") as err:
             await send(up, url)
+        assert not err.value.may_have_reached
 
 
 async def test_connect_timeout_is_504(serve, up: Upstream):
@@ -381,27 +271,46 @@ async def test_connect_timeout_is_504(serve, up: Upstream):
     s = await serve(silent)
     url = s.url.replace("http://", "https://")
     with pytest.raises(UpstreamTimeout, match="connecting") as err:
-        await send(up, url, connect_timeout=0.2)
-    assert err.value.status == 504
+        await send(up, url, connect=0.2)
+    assert err.value.status == 504 and err.value.phase == "connect" and not err.value.may_have_reached
+    assert s.requests == []
 
 
-async def test_read_timeout_is_504(serve, up: Upstream):
+async def test_first_byte_timeout_is_504(serve, up: Upstream):
     async def handle(peer: Peer) -> None:
         req = await peer.request()
         assert req is not None
-        if req.path == "/body":
-            peer.write(CHUNKED + chunk(b"first"))
+        if req.path == "/head":  # the head, then nothing of the body
+            peer.write(CHUNKED)
         await peer.until_closed()
 
     s = await serve(handle)
-    with pytest.raises(UpstreamTimeout):
-        await send(up, s.url + "/head", timeout=0.2)
-    resp = await send(up, s.url + "/body", timeout=0.2)
+    for path in ("/nothing", "/head"):
+        with pytest.raises(UpstreamTimeout, match="waiting for the reply") as err:
+            resp = await send(up, s.url + path, first_byte=0.2, read=60)
+            await resp.read()
+        assert err.value.status == 504 and err.value.phase == "first_byte" and err.value.may_have_reached
+    assert len(s.requests) == 2
+
+
+async def test_read_timeout_applies_between_bytes_only(serve, up: Upstream):
+    async def handle(peer: Peer) -> None:
+        while (req := await peer.request()) is not None:
+            if req.path == "/late":  # later than the read timeout, well within the first-byte one
+                await asyncio.sleep(0.5)
+                peer.write(CHUNKED + chunk(b"late") + b"0\r\n\r\n")
+                continue
+            peer.write(CHUNKED + chunk(b"first"))
+            await peer.until_closed()
+
+    s = await serve(handle)
+    assert await (await send(up, s.url + "/late", first_byte=60, read=0.1)).read() == b"late"
+    resp = await send(up, s.url + "/body", first_byte=60, read=0.2)
     it = resp.chunks()
     assert await it.__anext__() == b"first"
-    with pytest.raises(UpstreamTimeout) as err:
-        await it.__anext__()
-    assert err.value.status == 504
+    with pytest.raises(UpstreamTimeout, match="streaming the reply") as err:
+        await asyncio.wait_for(it.__anext__(), 20)  # the read timeout, not the first-byte one
+    assert err.value.status == 504 and err.value.phase == "read"
     await asyncio.wait_for(s.client_closed.wait(), 2)
 
 
@@ -414,7 +323,7 @@ async def test_timeout_only_counts_while_waiting(serve, up: Upstream):
         await peer.request()
 
     s = await serve(handle)
-    resp = await send(up, s.url, timeout=0.2)
+    resp = await send(up, s.url, read=0.2)
     await asyncio.sleep(0.4)  # a slow consumer is not a slow upstream
     assert b"".join([c async for c in resp.chunks()]) == b"ab"
 
@@ -550,11 +459,3 @@ async def test_https_with_sni(serve, up: Upstream, cert: tuple[Path, Path]):
         resp = await send(up, url + "/tls")
         assert await resp.read() == b"echo /tls"
     assert names[-1] == "localhost" and len(s.requests) == 2 and s.requests[0].peer == s.requests[1].peer
-
-
-async def test_idle_connections_expire(serve, up: Upstream, monkeypatch: pytest.MonkeyPatch):
-    s = await serve(keep_alive)
-    await (await send(up, s.url)).read()
-    monkeypatch.setattr(upstream_mod, "KEEPALIVE", -1.0)  # every idle connection is now too old to trust
-    await (await send(up, s.url)).read()
-    assert len(s.peers) == 2 and len(next(iter(up._pools.values()))) == 1

@@ -25,6 +25,8 @@ are checked by `check_provider_table` when the catalog is built.
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
 import re
 import tomllib
@@ -47,6 +49,7 @@ Positive = Annotated[int, msgspec.Meta(gt=0)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
+SECONDS = ("retry_backoff", "retry_backoff_max", "retry_after_max", "shutdown_grace")
 Strategy = Literal["fallback", "weighted", "least-busy"]
 
 
@@ -85,6 +88,12 @@ class ServerConfig(Table):
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
     api_keys: list[NonEmpty] = []
+    # Client-side bounds, in seconds: a connection waiting for a complete request head (idle
+    # keep-alive, or headers trickled in), a request body that stops arriving, a client that stops
+    # reading its reply.
+    keepalive_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    send_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     # Seals the reasoning handed to Responses clients; the same on every instance of a deployment.
     # Unset: one is generated once and kept in the data directory ($DRAGOMAN_DATA_DIR).
     secret: NonEmpty | None = None
@@ -104,6 +113,11 @@ class ServerConfig(Table):
             ("redis://", "rediss://", "unix://")
         ):
             raise Invalid("reasoning_store", "must be 'memory' or a redis:// URL")
+        if self.shared_reasoning and importlib.util.find_spec("redis") is None:
+            raise Invalid("reasoning_store", "a Redis store needs the redis package: pip install 'dragoman[redis]'")
+        for key in ("keepalive_timeout", "body_timeout", "send_timeout", *SECONDS):
+            if not math.isfinite(getattr(self, key)):
+                raise Invalid(key, "must be a finite number of seconds")
         store = self.usage_store
         if not (
             store in ("off", "sqlite")

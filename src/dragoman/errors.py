@@ -12,9 +12,16 @@
     ├── NotFound                404  not_found_error / not_found_error
     │   └── UnknownProvider     404  a model prefix no provider answers to
     ├── RateLimited             429  rate_limit_error / rate_limit_exceeded  (keeps retry-after)
-    ├── UpstreamError           502  api_error / server_error   (upstream 5xx, refused, bad reply)
-    ├── Overloaded              529→503 overloaded_error / server_error
-    └── UpstreamTimeout         504  timeout_error / timeout
+    ├── RequestTimeout          408  the client's request body stalled
+    ├── UpstreamError           502  api_error / server_error   (upstream 5xx, bad reply)
+    │   ├── UpstreamUnreachable 502  no connection: the request was certainly not sent
+    │   ├── UpstreamConnectionLost 502 the connection dropped before the reply was complete
+    │   └── Overloaded          529→503 overloaded_error / server_error
+    └── UpstreamTimeout         504  timeout_error / timeout   (phase: connect, first_byte, read)
+
+Every upstream failure says whether the request may have reached the upstream
+(`may_have_reached`), so that a retry policy never sends a second request the upstream may have
+accepted unless it chose to.
 
 Handlers raise; the front renders (`to_openai`, `to_anthropic`). Messages never carry keys: the
 upstream's text goes through `redact()` first.
@@ -23,9 +30,11 @@ upstream's text goes through `redact()` first.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+
+TimeoutPhase = Literal["connect", "first_byte", "read"]
 
 
 class GatewayError(Exception):
@@ -132,11 +141,37 @@ class RateLimited(GatewayError):
     openai_code = "rate_limit_exceeded"
 
 
+class RequestTimeout(InvalidRequest):
+    status = 408
+    openai_code = "request_timeout"
+
+
 class UpstreamError(GatewayError):
     status = 502
     anthropic_type = "api_error"
     openai_type = "server_error"
     openai_code = "upstream_error"
+    # whether the upstream may have received the request: re-sending it could run it twice
+    may_have_reached = True
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection could be made (refused, unresolvable, TLS refused): nothing was sent."""
+
+    may_have_reached = False
+
+
+class UpstreamConnectionLost(UpstreamError):
+    """The connection dropped before the reply was complete.
+
+    `before_reply`: not one byte of the reply had arrived. `reused`: the request went out on a
+    pooled keep-alive connection, which the upstream most likely closed as it was idle (then it
+    probably never saw the request, but it may have)."""
+
+    def __init__(self, message: str, *, before_reply: bool, reused: bool, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.before_reply = before_reply
+        self.reused = reused
 
 
 class Overloaded(UpstreamError):
@@ -146,10 +181,21 @@ class Overloaded(UpstreamError):
 
 
 class UpstreamTimeout(GatewayError):
+    """`phase`: connect (nothing was sent), first_byte (sent, no reply yet), read (the reply
+    stalled); None for an upstream's own 408/504 reply."""
+
     status = 504
     anthropic_type = "timeout_error"
     openai_type = "timeout"
     openai_code = "timeout"
+
+    def __init__(self, message: str, *, phase: TimeoutPhase | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.phase = phase
+
+    @property
+    def may_have_reached(self) -> bool:
+        return self.phase != "connect"
 
 
 _BY_ANTHROPIC_TYPE: dict[str, type[GatewayError]] = {

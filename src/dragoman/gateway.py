@@ -4,6 +4,7 @@ one of these: `from_config`, then `await start()`, then `await close()`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,10 +19,12 @@ from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.seal import AesGcmSealer, make_sealer
-from dragoman.store.reasoning import ReasoningStore, open_store
+from dragoman.store.reasoning import ReasoningStore, RedisUnavailable, open_store
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.health import Health
 from dragoman.trip.outcome import Sinks
+
+log = logging.getLogger("dragoman.gateway")
 
 if TYPE_CHECKING:
     from dragoman.trip.plan import Trip
@@ -70,7 +73,10 @@ class Gateway:
                 raise ConfigError(config.path, f"router.{rule}", f"{target!r}: provider {prefix!r} is disabled")
         router = Router(providers, config.aliases, default, config.routes, known=specs, rules=config.router)
         server = config.server
-        store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
+        try:
+            store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
+        except RedisUnavailable as exc:
+            raise ConfigError(config.path, "server.reasoning_store", str(exc)) from None
         gw = cls(
             config=config,
             providers=providers,
@@ -84,8 +90,12 @@ class Gateway:
         return gw
 
     async def start(self) -> None:
-        """Open what needs the event loop (stores, writers)."""
+        """Open what needs the event loop (stores, writers); say if the reasoning store is down
+        (the gateway serves without it until it answers)."""
         await self.sinks.start()
+        problem = await self.reasoning.check()
+        if problem is not None:
+            log.warning("cannot reach the reasoning store %s: serving without it until it answers", problem)
 
     def client_key(self, headers: Mapping[str, str]) -> str | None:
         """The client's own provider key in a request's headers (never a gateway key), for

@@ -36,6 +36,13 @@ from dragoman.errors import InvalidRequest, ProviderNotConfigured
 from dragoman.providers.base import Provider, ProviderSpec
 from dragoman.signals import Signals, needs_tokens, signals_of
 
+MAX_MODEL_NAME = 256  # characters; the longest real model ids, prefix included, are under 100
+# The cache of resolved names, bounded in entries and in bytes (a rough count: the names plus a
+# fixed cost per entry); when full it is emptied and refills with the names in use.
+CACHE_ENTRIES = 4096
+CACHE_BYTES = 2 * 1024 * 1024
+_ENTRY_COST = 240
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -86,6 +93,7 @@ class Router:
             known if known is not None else {p.id: p.spec for p in providers.values()}
         )
         self._cache: dict[str, Route] = {}
+        self._cache_bytes = 0
         declared: dict[str, set[str]] = {}
         for pid, p in providers.items():
             if p.available:
@@ -104,10 +112,25 @@ class Router:
     def resolve(self, model: str) -> Route:
         route = self._cache.get(model)
         if route is None:
+            if len(model) > MAX_MODEL_NAME:
+                raise InvalidRequest(
+                    f"`model` is {len(model)} characters long; at most {MAX_MODEL_NAME} are accepted", param="model"
+                )
+            if not model.isprintable():
+                raise InvalidRequest("`model` must not contain control characters", param="model")
             route = self._resolve(model)
-            if len(self._cache) < 4096:
-                self._cache[model] = route
+            cost = len(model) + sum(len(t.model) for t in route.targets) + _ENTRY_COST
+            if len(self._cache) >= CACHE_ENTRIES or self._cache_bytes + cost > CACHE_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
+            self._cache[model] = route
+            self._cache_bytes += cost
         return route
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        """Entries in the resolution cache, and their approximate size in bytes."""
+        return len(self._cache), self._cache_bytes
 
     def explicit(self, model: str) -> bool:
         """Whether the name as sent picks a provider itself (a provider-id prefix or a provider's

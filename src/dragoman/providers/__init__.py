@@ -7,8 +7,10 @@ An entry point names a `ProviderSpec`, a list of them, or a callable returning e
 from __future__ import annotations
 
 import logging
+import math
 from importlib import import_module
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from dragoman.config import Config, ConfigError, check_provider_table
@@ -113,9 +115,8 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
             raise ConfigError(path, f"providers.{spec.id}.region", f"unknown region {region!r} (regions: {valid})")
         base_url = spec.regions[region]
     base_url = str(table.get("base_url", base_url)).rstrip("/")
-    for key in ("timeout", "connect_timeout", "first_byte_timeout", "cooldown"):
-        if key in table and table[key] < 0:
-            raise ConfigError(path, f"providers.{spec.id}.{key}", "must be 0 or more seconds")
+    if table.get("cooldown", 0) < 0 or not math.isfinite(table.get("cooldown", 0)):
+        raise ConfigError(path, f"providers.{spec.id}.cooldown", "must be 0 or more seconds")
     if table.get("cooldown_after", 1) < 1:
         raise ConfigError(path, f"providers.{spec.id}.cooldown_after", "must be at least 1")
     if not base_url.startswith(("http://", "https://")):
@@ -187,9 +188,9 @@ def _apply(spec: ProviderSpec, table: dict[str, Any], config: Config) -> Provide
         models=models,
         max_tokens_default=table.get("max_tokens_default", spec.max_tokens_default),
         dialect=dialect,
-        timeout=float(table.get("timeout", 600.0)),
-        connect_timeout=float(table.get("connect_timeout", 10.0)),
-        first_byte_timeout=float(table.get("first_byte_timeout", 120.0)),
+        timeout=_seconds(table, "timeout", 600.0, spec.id, path),
+        connect_timeout=_seconds(table, "connect_timeout", 10.0, spec.id, path),
+        first_byte_timeout=_seconds(table, "first_byte_timeout", 120.0, spec.id, path),
         cooldown=float(table.get("cooldown", 30.0)),
         cooldown_after=int(table.get("cooldown_after", 3)),
         client_auth=auth == "client",
@@ -208,6 +209,13 @@ def _spoken(provider: Provider) -> str:
         return provider.hooks.dialect_for(provider, provider.spec.default_model or "")
     except Exception:  # a hook refusing the model (OpenCode's Responses family) says nothing here
         return provider.dialect
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, pid: str, path: Path | None) -> float:
+    value = float(table.get(key, default))
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(path, f"providers.{pid}.{key}", f"must be a positive number of seconds, got {value:g}")
+    return value
 
 
 def _with(spec: ProviderSpec, **changes: Any) -> ProviderSpec:

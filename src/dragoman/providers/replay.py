@@ -38,7 +38,8 @@ def tool_call_ids(body: dict[str, Any]) -> list[str]:
     """Every tool-call id in a wire body's assistant turns (OpenAI tool_calls, Anthropic tool_use)."""
     ids: list[str] = []
     for msg in turns(body, "assistant"):
-        for call in msg.get("tool_calls") or ():
+        calls = msg.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict) and isinstance(call.get("id"), str):
                 ids.append(call["id"])
         content = msg.get("content")
@@ -49,8 +50,11 @@ def tool_call_ids(body: dict[str, Any]) -> list[str]:
     return ids
 
 
-def block_types(content: Any) -> set[Any]:
-    return {b.get("type") for b in content if isinstance(b, dict)} if isinstance(content, list) else set()
+def block_types(content: Any) -> set[str]:
+    """The block types in a wire message's content (a malformed `type` is the upstream's to judge)."""
+    if not isinstance(content, list):
+        return set()
+    return {t for b in content if isinstance(b, dict) and isinstance(t := b.get("type"), str)}
 
 
 def attach_openai(body: dict[str, Any], store: Recall, *, fill_empty: bool, details: bool = False) -> None:
@@ -59,7 +63,7 @@ def attach_openai(body: dict[str, Any], store: Recall, *, fill_empty: bool, deta
     With `details`, OpenRouter's `reasoning_details` come back too, unchanged."""
     for msg in turns(body, "assistant"):
         calls = msg.get("tool_calls")
-        if not calls:
+        if not calls or not isinstance(calls, list):
             continue
         ids = [str(c["id"]) for c in calls if isinstance(c, dict) and isinstance(c.get("id"), str)]
         if details and "reasoning_details" not in msg:
@@ -89,7 +93,11 @@ def attach_anthropic(body: dict[str, Any], store: Recall, origin: str) -> None:
         assert isinstance(content, list)
         if any(_signed(b) for b in content):
             continue
-        ids = [b["id"] for b in content if isinstance(b, dict) and b.get("type") == "tool_use" and "id" in b]
+        ids = [
+            b["id"]
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "tool_use" and isinstance(b.get("id"), str)
+        ]
         parts = _recall(store, ids)
         if not parts or any(p.origin not in (None, origin) for p in parts):
             continue

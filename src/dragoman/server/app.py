@@ -16,6 +16,7 @@ from dragoman import dashboard
 from dragoman.config import Config
 from dragoman.gateway import Gateway
 from dragoman.server.fronts import GATEWAY, anthropic, meta, openai, usage
+from dragoman.server.watchdog import SendWatchdog
 
 log = logging.getLogger("dragoman.server")
 
@@ -38,12 +39,17 @@ ROUTES = [
 ]
 
 
+WATCHDOG: web.AppKey[SendWatchdog] = web.AppKey("send_watchdog", SendWatchdog)
+
+
 def make_app(gw: Gateway) -> web.Application:
     # client_max_size is enforced by our own streaming reader (with a clear 413), not aiohttp's
     app = web.Application(client_max_size=gw.max_body + 1)
     app[GATEWAY] = gw
     dashboard.mount(app, gw)  # /ui: the web dashboard, its own sub-application
+    app[WATCHDOG] = watchdog = SendWatchdog(gw.config.server.send_timeout)
     app.add_routes(ROUTES)
+    app.on_cleanup.append(watchdog.stop)
 
     async def close_upstream(app: web.Application) -> None:
         await gw.close()
@@ -57,8 +63,19 @@ async def start(
 ) -> tuple[web.AppRunner, int]:
     """Start serving in the running loop; returns the runner and the bound port."""
     await gw.start()
-    runner = web.AppRunner(make_app(gw), access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
+    app = make_app(gw)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=5.0,  # the drain has already waited for what was in flight
+        # bounds both an idle keep-alive connection and one whose request head trickles in: aiohttp
+        # closes a connection still waiting for a complete head this long after it opened or last answered
+        keepalive_timeout=gw.config.server.keepalive_timeout,
+        auto_decompress=False,  # server.body decompresses, with a 400 for a body that lies
+    )
     await runner.setup()
+    app[WATCHDOG].watch(runner.server)
     site: web.BaseSite
     if sock is not None:
         site = web.SockSite(runner, sock)
@@ -85,9 +102,6 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
 
     async def main() -> None:
         gw = Gateway.from_config(config)
-        runner, bound = await start(gw, host, port, reuse_port=reuse_port)
-        if ready is not None:
-            ready(bound)
         signals = 0
         stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -97,8 +111,11 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
             (stop if signals == 1 else hurry).set()
 
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before "listening": a signal right after it is a clean stop
             loop.add_signal_handler(sig, on_signal)
+        runner, bound = await start(gw, host, port, reuse_port=reuse_port)
+        if ready is not None:
+            ready(bound)
         await stop.wait()
         await drain(runner, gw, config.server.shutdown_grace, hurry)
 

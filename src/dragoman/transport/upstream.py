@@ -1,71 +1,78 @@
-"""The one seam between the gateway and the network: send a request to a provider, get a status,
-headers and an async byte stream back.
+"""The one seam between the gateway and the network: send a request, get a status, headers and
+an async byte stream back. It takes primitives (method, URL, headers, body, timeouts) and knows
+nothing of providers; callers add that context to its errors.
 
 Why not aiohttp's client: at concurrency 1 a gateway is bounded by its HTTP client's per-request
 cost, and `ClientSession.request` (its set-up, tracing hooks, timers, response machinery) was the
 largest item in the profile. This is a minimal HTTP/1.1 client on raw asyncio (uvloop) transports
 with llhttp (httptools) as the parser: one keep-alive pool per (scheme, host, port), idle connections
-reused last-in first-out, the request written in one `write`, the body handed over as it arrives
-with flow control, gzip/deflate undone, and a request that meets a keep-alive connection the server
-has just closed retried once on a fresh one.
+reused last-in first-out and bounded per host and in total, closed by a timer when their keep-alive
+runs out, checked for a peer that has closed them before a request is written on them; the request
+written in one `write`, the body handed over as it arrives with flow control, gzip/deflate undone.
 
-Network failures become gateway errors here (refused → 502, timeout → 504) so that nothing above
-this module ever sees an OSError or a parser exception.
+A request is never sent twice here: a connection lost before the reply is an
+`UpstreamConnectionLost` saying whether it was a reused connection, and the caller's policy
+decides. Network failures become gateway errors (unreachable → 502, timeout → 504, each saying
+whether the request may have reached the upstream) so that nothing above this module ever sees an
+OSError or a parser exception.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import select
 import socket
 import ssl
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import cast
-from urllib.parse import urlsplit
 
 import httptools
 
-from dragoman import __version__
-from dragoman.errors import GatewayError, UpstreamError, UpstreamTimeout
+from dragoman.errors import (
+    GatewayError,
+    TimeoutPhase,
+    UpstreamConnectionLost,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from dragoman.transport.wire import HOP, Headers, keepalive_hint, request_head, target
 
 HIGH_WATER = 256 * 1024  # buffered body bytes above which the socket is paused until the consumer reads
-KEEPALIVE = 60.0  # seconds an idle pooled connection is trusted for
-# the client's own business: never taken from the caller, never handed back
-_HOP = ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection")
-_SKIP = frozenset((*_HOP, "host", "content-length", "accept-encoding"))
-_USER_AGENT = f"dragoman/{__version__}"
-# how a connection failed, turned into a message by `_error` with what the caller was doing
-LOST, TIMEOUT, MALFORMED = "lost", "timeout", "malformed"
-
-
-class Headers(dict[str, str]):
-    """Response headers, keyed by lower-cased name (repeated fields joined with ', ')."""
-
-    def __getitem__(self, name: str) -> str:
-        return dict.__getitem__(self, name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return dict.__contains__(self, name.lower() if isinstance(name, str) else name)
-
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return dict.get(self, name.lower(), default)
+KEEPALIVE = 60.0  # seconds an idle pooled connection is trusted for (less when the server says so)
+MAX_IDLE_PER_HOST = 64  # idle connections kept per (scheme, host, port)
+MAX_IDLE = 256  # idle connections kept in all
+# how a connection failed, turned into an error by `_Conn.error` with what the caller was doing
+LOST, MALFORMED = "lost", "malformed"
+_POLL = hasattr(select, "poll")
 
 
 class _Conn(asyncio.Protocol):
-    """One HTTP/1.1 connection: parser callbacks fill the current response; consumers wait on it."""
+    """One HTTP/1.1 connection: parser callbacks fill the current response; consumers wait on it.
+
+    One timer per connection, re-armed only when due: while a request waits for its first body
+    byte it enforces the first-byte deadline, then the gap between bytes (only while the consumer
+    waits: a slow consumer is not a slow upstream), and while idle in the pool the keep-alive."""
 
     def __init__(self, upstream: Upstream, key: tuple[str, str, int]) -> None:
         self.upstream = upstream
         self.key = key
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.fd = -1
         self.parser = httptools.HttpResponseParser(self)
         self.busy = False
+        self.pooled = False
+        self.reused = False  # the current request went out on a connection that had served another
         self.idle_since = 0.0
-        self.timeout = 0.0
-        self.timer: asyncio.TimerHandle | None = None  # left armed between requests: re-armed only when due
+        self.keepalive = upstream.keepalive
+        self.first_byte_deadline = 0.0
+        self.first_byte_timeout = 0.0
+        self.read_timeout = 0.0
+        self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
         self.waiter: asyncio.Future[None] | None = None
         self._reset()
@@ -78,7 +85,9 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.complete = False
         self.failed: str | None = None
+        self.timed_out: TimeoutPhase | None = None
         self.received = False  # any byte of this request's response
+        self.awaiting_body = True  # no byte of the body yet: the first-byte deadline applies
         self.keep_alive = True
         self.until_eof = False  # close-delimited body
         self.decomp: zlib._Decompress | None = None
@@ -91,6 +100,7 @@ class _Conn(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         if not self.busy or self.complete:
@@ -109,11 +119,9 @@ class _Conn(asyncio.Protocol):
         return None  # close; connection_lost settles a close-delimited body
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.busy:
-            pool = self.upstream._pools.get(self.key)
-            if pool is not None and self in pool:
-                pool.remove(self)
-        elif not self.complete and self.failed is None:
+        if self.pooled:
+            self.upstream._forget(self)
+        elif self.busy and not self.complete and self.failed is None:
             if self.until_eof and self.status:
                 self.on_message_complete()
             else:
@@ -147,7 +155,10 @@ class _Conn(asyncio.Protocol):
             self.decomp = zlib.decompressobj(wbits=47)  # 32 + 15: a gzip or a zlib header, whichever comes
             dict.pop(h, "content-encoding")
             dict.pop(h, "content-length", None)  # describes the wire, not what the caller gets
-        for name in _HOP:
+        hint = dict.get(h, "keep-alive")
+        if hint is not None:
+            self.keepalive = keepalive_hint(hint, self.upstream.keepalive)
+        for name in HOP:
             dict.pop(h, name, None)
         self.status = status
         self._wake()
@@ -155,6 +166,8 @@ class _Conn(asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         if not self.status:
             return
+        if self.awaiting_body:
+            self._body_began()
         if self.decomp is not None:
             try:
                 data = self.decomp.decompress(data)
@@ -183,14 +196,23 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     # -- consumer side ---------------------------------------------------------------------------
-    def start(self, data: bytes, timeout: float) -> None:
+    def start(self, data: bytes, first_byte_timeout: float, read_timeout: float, reused: bool) -> None:
         assert self.transport is not None
         self.busy = True
-        self.timeout = timeout
+        self.reused = reused
+        self.first_byte_timeout = first_byte_timeout
+        self.read_timeout = read_timeout
         now = self.last = self.loop.time()
-        if self.timer is None or self.deadline > now + timeout:
-            self._arm(now + timeout)
+        self.first_byte_deadline = now + first_byte_timeout
+        if self.timer is None or self.deadline > self.first_byte_deadline:
+            self._arm(self.first_byte_deadline)
         self.transport.write(data)
+
+    def _body_began(self) -> None:
+        self.awaiting_body = False
+        due = self.loop.time() + self.read_timeout
+        if self.timer is None or self.deadline > due:
+            self._arm(due)  # once per request: from here on the gap between bytes is what counts
 
     async def wait(self) -> None:
         """Until the parser or the network has something new for the consumer."""
@@ -227,12 +249,55 @@ class _Conn(asyncio.Protocol):
         self._reset()
         self.idle_since = self.loop.time()
         self.upstream._park(self)
+        expires = self.idle_since + self.keepalive
+        # the timer left from the request will do if it is due within another keep-alive: one
+        # re-arm fewer per request, and an expired connection is never reused meanwhile (`_unpark`)
+        if self.pooled and (self.timer is None or self.deadline > expires + self.keepalive):
+            self._arm(expires)
+
+    def alive(self) -> bool:
+        """Whether an idle connection can carry a request: open, and nothing waiting to be read on
+        it (an idle peer that has something to say has closed it, or is talking nonsense)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if self.fd < 0:
+            return True
+        try:
+            if _POLL:
+                poller = select.poll()
+                poller.register(self.fd, select.POLLIN)
+                return not poller.poll(0)
+            return not select.select([self.fd], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
 
     def abort(self) -> None:
         self._stop_timer()
         self.keep_alive = False
         if self.transport is not None:
             self.transport.abort()
+
+    def error(self, doing: str) -> GatewayError:
+        """The failure of the current request as a gateway error."""
+        if self.timed_out == "first_byte":
+            return UpstreamTimeout(
+                f"upstream timed out waiting for the reply (nothing within {self.first_byte_timeout:g} s)",
+                phase="first_byte",
+            )
+        if self.timed_out is not None:
+            return UpstreamTimeout(
+                f"upstream timed out {doing} (nothing for {self.read_timeout:g} s)", phase=self.timed_out
+            )
+        if self.failed == MALFORMED:
+            return UpstreamError(f"upstream sent a malformed HTTP reply {doing}")
+        if not self.received:
+            return UpstreamConnectionLost(
+                "upstream connection lost before the reply" + (" (on a reused connection)" if self.reused else ""),
+                before_reply=True,
+                reused=self.reused,
+            )
+        return UpstreamConnectionLost(f"upstream connection lost {doing}", before_reply=False, reused=self.reused)
 
     def _fail(self, how: str) -> None:
         if self.failed is None and not self.complete:
@@ -247,15 +312,36 @@ class _Conn(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self.timer = None
-        if not self.busy or self.complete:
-            return  # `start` arms it again
         now = self.loop.time()
-        if self.waiter is None:  # the consumer is busy elsewhere: only waiting counts
-            self._arm(now + self.timeout)
-        elif now >= self.last + self.timeout:
-            self._fail(TIMEOUT)
+        if not self.busy:
+            if self.pooled:
+                expires = self.idle_since + self.keepalive
+                if now >= expires:
+                    self.upstream._forget(self)
+                    self._close_idle()
+                else:
+                    self._arm(expires)
+            return
+        if self.complete or self.failed is not None:
+            return  # `release` or `start` arms it again
+        if self.awaiting_body:
+            if now >= self.first_byte_deadline:
+                self.timed_out = "first_byte"
+                self._fail(LOST)
+            else:
+                self._arm(self.first_byte_deadline)
+        elif self.waiter is None:  # the consumer is busy elsewhere: only waiting counts
+            self._arm(now + self.read_timeout)
+        elif now >= self.last + self.read_timeout:
+            self.timed_out = "read"
+            self._fail(LOST)
         else:
-            self._arm(self.last + self.timeout)
+            self._arm(self.last + self.read_timeout)
+
+    def _close_idle(self) -> None:
+        self._stop_timer()
+        if self.transport is not None:
+            self.transport.close()
 
     def _arm(self, deadline: float) -> None:
         self._stop_timer()
@@ -284,12 +370,16 @@ class UpstreamResponse:
         conn = self._conn
         if conn is None:
             return b""
+        parts: list[bytes] = []
         while not conn.complete and conn.failed is None:
+            if conn.paused:
+                parts.append(conn.take())  # the whole body is wanted: keep the socket flowing
             await conn.wait()
         if not conn.complete:
             self._conn = None
-            raise _error(conn.failed, "reading the reply")
-        self._body = conn.take()
+            raise conn.error("reading the reply")
+        parts.append(conn.take())
+        self._body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._conn = None
         conn.release()
         return self._body
@@ -314,7 +404,7 @@ class UpstreamResponse:
                 raise StopAsyncIteration
             if conn.failed is not None:
                 self._conn = None
-                raise _error(conn.failed, "streaming the reply")
+                raise conn.error("streaming the reply")
             await conn.wait()
 
     def close(self) -> None:
@@ -329,8 +419,18 @@ class UpstreamResponse:
 
 
 class Upstream:
-    def __init__(self) -> None:
-        self._pools: dict[tuple[str, str, int], list[_Conn]] = {}
+    def __init__(
+        self,
+        *,
+        max_idle_per_host: int = MAX_IDLE_PER_HOST,
+        max_idle: int = MAX_IDLE,
+        keepalive: float = KEEPALIVE,
+    ) -> None:
+        self.max_idle_per_host = max_idle_per_host
+        self.max_idle = max_idle
+        self.keepalive = keepalive
+        self._pools: dict[tuple[str, str, int], deque[_Conn]] = {}
+        self._idle = 0
         self._conns: set[_Conn] = set()
         self._ssl: ssl.SSLContext | None = None
 
@@ -345,34 +445,52 @@ class Upstream:
         first_byte_timeout: float,
         read_timeout: float,
     ) -> UpstreamResponse:
-        key, host, path = _target(url)
-        data = _request(method, path, host, headers, body)
-        pool = self._pools.get(key)
-        conn = self._unpark(pool) if pool else None
+        """Send one request, once; return when the reply's status and headers have arrived.
+
+        `first_byte_timeout` bounds the wait from the request write to the first byte of the
+        reply's body (or the end of a reply without one), `read_timeout` the gap between bytes after
+        that. Raises `UpstreamUnreachable`, `UpstreamTimeout` (with its phase),
+        `UpstreamConnectionLost` or `UpstreamError`; messages name no provider."""
+        key, host, path = target(url)
+        data = request_head(method, path, host, headers, body)
+        conn = self._unpark(key)
         reused = conn is not None
-        while True:
-            if conn is None:
-                conn = await self._connect(key, connect_timeout)
-            conn.start(data, read_timeout)
-            while not conn.status and conn.failed is None:
-                await conn.wait()  # closes the connection if this task is cancelled
-            if conn.status:
-                return UpstreamResponse(conn)
-            if not (reused and conn.failed == LOST and not conn.received):
-                raise _error(conn.failed, "waiting for the reply")
-            conn, reused = None, False  # the server had closed the idle connection: once more, afresh
+        if conn is None:
+            conn = await self._connect(key, connect_timeout)
+        conn.start(data, first_byte_timeout, read_timeout, reused)
+        while not conn.status and conn.failed is None:
+            await conn.wait()  # closes the connection if this task is cancelled
+        if conn.status:
+            return UpstreamResponse(conn)
+        raise conn.error("waiting for the reply")
+
+    @property
+    def idle(self) -> int:
+        """Idle connections in the pools."""
+        return self._idle
+
+    @property
+    def open(self) -> int:
+        """Open connections, idle or busy."""
+        return len(self._conns)
 
     async def close(self) -> None:
         for conn in list(self._conns):
             conn.abort()
         self._conns.clear()
         self._pools.clear()
+        self._idle = 0
 
-    def _unpark(self, pool: list[_Conn]) -> _Conn | None:
+    def _unpark(self, key: tuple[str, str, int]) -> _Conn | None:
+        pool = self._pools.get(key)
+        if not pool:
+            return None
+        now = asyncio.get_running_loop().time()
         while pool:
             conn = pool.pop()
-            fresh = conn.idle_since > conn.loop.time() - KEEPALIVE
-            if fresh and conn.transport is not None and not conn.transport.is_closing():
+            conn.pooled = False
+            self._idle -= 1
+            if now - conn.idle_since < conn.keepalive and conn.alive():
                 return conn
             conn.abort()
         return None
@@ -380,10 +498,29 @@ class Upstream:
     def _park(self, conn: _Conn) -> None:
         pool = self._pools.get(conn.key)
         if pool is None:
-            pool = self._pools[conn.key] = []
-        if pool and pool[0].idle_since < conn.idle_since - KEEPALIVE:
-            pool.pop(0).abort()  # the oldest idle one has outlived its trust
+            pool = self._pools[conn.key] = deque()
+        if len(pool) >= self.max_idle_per_host or self._idle >= self.max_idle:
+            if not pool:
+                conn._close_idle()  # every idle slot is taken by other hosts
+                return
+            oldest = pool.popleft()  # the least recently used gives way
+            oldest.pooled = False
+            self._idle -= 1
+            oldest._close_idle()
         pool.append(conn)
+        conn.pooled = True
+        self._idle += 1
+
+    def _forget(self, conn: _Conn) -> None:
+        """An idle connection leaves its pool (closed by the peer, or its keep-alive is over)."""
+        if not conn.pooled:
+            return
+        conn.pooled = False
+        self._idle -= 1
+        pool = self._pools.get(conn.key)
+        if pool is not None:
+            with contextlib.suppress(ValueError):
+                pool.remove(conn)
 
     async def _connect(self, key: tuple[str, str, int], timeout: float) -> _Conn:
         scheme, host, port = key
@@ -400,55 +537,11 @@ class Upstream:
                     lambda: conn, host, port, ssl=context, server_hostname=host if context else None
                 )
         except TimeoutError:
-            raise UpstreamTimeout("upstream timed out connecting") from None
+            raise UpstreamTimeout(
+                f"upstream timed out connecting (no connection within {timeout:g} s)", phase="connect"
+            ) from None
         except (OSError, ValueError) as exc:  # refused, unresolvable, TLS refused; ValueError: a bad host name
             reason = (exc.strerror if isinstance(exc, OSError) else None) or "connection failed"
-            raise UpstreamError(f"upstream unreachable: {reason}") from None
+            raise UpstreamUnreachable(f"upstream unreachable: {reason}") from None
         self._conns.add(conn)
         return conn
-
-
-@functools.lru_cache(maxsize=1024)
-def _target(url: str) -> tuple[tuple[str, str, int], str, str]:
-    """The pool key, the Host header and the request target of a URL."""
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        hostname = parts.hostname
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise UpstreamError("invalid upstream URL") from None
-    if scheme not in ("http", "https") or not hostname:
-        raise UpstreamError("invalid upstream URL")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return (scheme, hostname, port), parts.netloc.rpartition("@")[2], path
-
-
-def _request(method: str, path: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    agent = False
-    for name, value in headers.items():
-        low = name.lower()
-        if low in _SKIP:
-            if low == "host":
-                lines[1] = f"Host: {value}"
-            continue
-        agent = agent or low == "user-agent"
-        lines.append(f"{name}: {value}")
-    if not agent:
-        lines.append(f"User-Agent: {_USER_AGENT}")
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body) if body else 0}")
-    head = "\r\n".join(lines)
-    if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:  # a header would split it
-        raise UpstreamError("invalid upstream request header")
-    data = (head + "\r\n\r\n").encode("utf-8")
-    return data + body if body else data
-
-
-def _error(how: str | None, doing: str) -> GatewayError:
-    if how == TIMEOUT:
-        return UpstreamTimeout(f"upstream timed out {doing}")
-    if how == MALFORMED:
-        return UpstreamError(f"upstream sent a malformed HTTP reply {doing}")
-    return UpstreamError(f"upstream connection lost {doing}")

@@ -190,6 +190,10 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
         for name in up.forward_headers():
             value = trip.caller.headers.get(name)
             if value:
+                # a byte that is not printable ASCII would be forwarded as something else, or
+                # refused upstream as if the gateway were at fault
+                if not (value.isascii() and value.isprintable()):
+                    raise InvalidRequest(f"header {name} must be printable ASCII", param=name)
                 headers[name] = value
     client_beta = headers.pop("anthropic-beta", None)
     headers.update(provider.headers)

@@ -86,6 +86,22 @@ def _image(b: dict[str, Any], path: str) -> Part:
     return Opaque("anthropic", b)  # file sources and anything newer
 
 
+def _bad_type(value: Any, path: str) -> InvalidRequest:
+    if value is None:
+        return bad_request(f"{path}.type is required", path + ".type")
+    return bad_request(f"{path}.type must be a string, not {_json_kind(value)}", path + ".type")
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
 def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
     tid = want_str(b.get("tool_use_id"), path + ".tool_use_id")
     content = b.get("content")
@@ -109,7 +125,7 @@ def _tool_result(b: dict[str, Any], path: str) -> ToolResult:
             elif isinstance(t, str):
                 raw = content  # search_result, document, tool_reference: kept verbatim below
             else:
-                raise bad_request(f"{ipath}.type is required", ipath + ".type")
+                raise _bad_type(t, ipath)
     elif content is not None:
         raise bad_request(f"{path}.content must be a string or an array", path + ".content")
     is_error = b.get("is_error")
@@ -125,7 +141,7 @@ def _block(b: Any, path: str) -> Part:
     b = want_dict(b, path)
     t = b.get("type")
     if not isinstance(t, str):
-        raise bad_request(f"{path}.type is required", path + ".type")
+        raise _bad_type(t, path)
     if t == "text":
         return Text(want_str(b.get("text"), path + ".text"), extra=rest_of(b, ("type", "text")))
     if t == "image":

@@ -18,7 +18,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from dragoman import dialects
 from dragoman.credentials import presented_keys
-from dragoman.errors import AuthenticationFailed, GatewayError, Overloaded, UpstreamError, encode
+from dragoman.errors import AuthenticationFailed, GatewayError, InvalidRequest, Overloaded, UpstreamError, encode
 from dragoman.gateway import Gateway
 from dragoman.server.body import read_json
 from dragoman.server.clients import family
@@ -46,8 +46,10 @@ def check_client_key(request: web.Request) -> str | None:
     if not keys:
         return None
     for given in presented_keys(request.headers):
+        # surrogateescape: a header's undecodable bytes compare as themselves rather than raising
+        presented = given.encode("utf-8", "surrogateescape")
         for i, key in enumerate(keys):
-            if hmac.compare_digest(given.encode(), key.encode()):
+            if hmac.compare_digest(presented, key.encode()):
                 return f"api_keys[{i}]"
     raise AuthenticationFailed(
         "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
@@ -132,7 +134,7 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
     try:
         key_name = check_client_key(request)
         outcome.key_name = key_name
-        raw, body = await read_json(request, gw.max_body)
+        raw, body = await read_json(request, gw.max_body, gw.config.server.body_timeout)
         caller = Caller(headers=request.headers, key_name=key_name, client_key=gw.client_key(request.headers))
         trip = plan(gw, front, raw, body, caller, outcome)
         trip.started = started
@@ -157,6 +159,13 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
             outcome.end = "client_gone"
         outcome.status = outcome.status or 499
         raise
+    except RecursionError:  # a body nested within the decoder's reach but beyond a codec's
+        error: GatewayError = InvalidRequest("request body nests JSON arrays or objects too deeply")
+        _failed(outcome, error)
+        if reply.started:
+            outcome.end = "broken"
+            return reply.response  # type: ignore[return-value]
+        return error_response(error, front, outcome.request_id)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, safe(request.path))
         error = UpstreamError("internal gateway error", status=500)
@@ -207,6 +216,8 @@ async def guarded(request: web.Request, dialect: str, handle: Any) -> web.Stream
         return result
     except GatewayError as exc:
         return error_response(exc, dialect)
+    except RecursionError:  # a body nested within the decoder's reach but beyond a later stage's
+        return error_response(InvalidRequest("request body nests JSON arrays or objects too deeply"), dialect)
     except Exception:
         log.exception("unexpected error in %s %s", request.method, safe(request.path))
         return error_response(UpstreamError("internal gateway error", status=500), dialect)

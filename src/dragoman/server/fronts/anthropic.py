@@ -28,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 async def _count_tokens(request: web.Request) -> web.Response:
     gw = gateway(request)
-    _, body = await read_json(request, gw.max_body)
+    _, body = await read_json(request, gw.max_body, gw.config.server.body_timeout)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("`model` must be a non-empty string", param="model")
@@ -47,7 +47,10 @@ async def _count_tokens(request: web.Request) -> web.Response:
         headers = {"content-type": "application/json", **dialects.get("anthropic").request_headers(False)}
         client_key = gw.client_key(request.headers) if provider.client_auth else None
         key = gw.health.pick_key(provider, set())
-        headers.update(provider.request_headers(client_key, request.headers.get("anthropic-beta"), key))
+        beta = request.headers.get("anthropic-beta")
+        if beta is not None and not (beta.isascii() and beta.isprintable()):
+            raise InvalidRequest("header anthropic-beta must be printable ASCII", param="anthropic-beta")
+        headers.update(provider.request_headers(client_key, beta, key))
         try:
             up = await gw.upstream.send(
                 "POST",
@@ -58,7 +61,10 @@ async def _count_tokens(request: web.Request) -> web.Response:
                 first_byte_timeout=provider.first_byte_timeout,
                 read_timeout=provider.timeout,
             )
-            raw = await up.read()
+            try:
+                raw = await up.read()
+            finally:
+                up.close()
             if up.status == 200:
                 return web.Response(body=raw, content_type="application/json")
             log.info("count_tokens upstream %s answered %s; estimating locally", provider.id, up.status)
