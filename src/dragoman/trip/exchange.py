@@ -149,6 +149,7 @@ class Exchange:
             )
         except GatewayError as exc:
             return self._failed(self._named(exc))
+        head_ms = (time.perf_counter() - self.sent_at) * 1000
         try:
             if up.status >= 400:
                 try:
@@ -158,9 +159,10 @@ class Exchange:
                 error = upstream_error(shaped, up.status, up.headers, body, self.secrets)
                 after, should = retry_hints(up.headers)
                 return self._failed(error, up.status, after, should)
-            if self.trip.stream:
-                return await self._stream(up)
-            return await self._unary(up)
+            result = await (self._stream(up) if self.trip.stream else self._unary(up))
+            if result.committed:
+                result.latency_ms = head_ms  # an answer came: its latency is until its head
+            return result
         finally:
             up.close()
 
