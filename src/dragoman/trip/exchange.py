@@ -41,6 +41,7 @@ PASS_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "request-id", "
 PASS_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
 JSON = "application/json"
 SHUTTING_DOWN = "the gateway is shutting down"
+ANSWER_KEYS = ("choices", "content", "message", "output")  # where each dialect's answer sits
 
 
 @dataclass(slots=True)
@@ -244,8 +245,9 @@ class Exchange:
             return self._failed(
                 UpstreamError(f"{self.provider.id} returned a reply that is not a JSON object"), up.status
             )
-        if "error" in body and ("choices" not in body and "content" not in body and "message" not in body):
-            # an error envelope on a 2xx (some OpenAI-compatible servers do this)
+        if body.get("error") is not None and not any(key in body for key in ANSWER_KEYS):
+            # an error envelope on a 2xx (some OpenAI-compatible servers do this); a Responses body
+            # always carries `"error": null`
             return self._failed(upstream_error(shaped, 502, up.headers, raw, self.secrets), up.status)
         try:
             response = self.codec.decode_response(body)
