@@ -22,7 +22,7 @@ import msgspec
 
 from dragoman import dialects
 from dragoman.accumulate import Accumulator
-from dragoman.canonical import MessageDelta, PartStart, Reasoning, Response, StreamError, ToolCall, Usage
+from dragoman.canonical import MessageDelta, PartStart, Reasoning, Response, StreamError, ToolCall
 from dragoman.dialects.base import Codec, Tally
 from dragoman.errors import GatewayError, Overloaded, UpstreamError, for_anthropic_type, redact
 from dragoman.trip.plan import Shaped, Trip
@@ -351,7 +351,8 @@ class Exchange:
                 acc.feed(event)
             response = acc.finish()
             await remember(self.gw, self.provider.id, response)
-            tally.usage = response.usage if response.usage != Usage() else tally.usage
+            if tally.usage is None:  # the tap reads what is billed; the decoder what the client is told
+                tally.usage = response.usage
         self._count(tally)
         if failure is None and tally.error is not None:
             self.trip.outcome.end = "broken"  # the upstream's own error event went through, redacted
