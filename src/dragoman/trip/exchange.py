@@ -15,6 +15,7 @@ import asyncio
 import email.utils
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -330,7 +331,8 @@ class Exchange:
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
         writer.secrets = tuple(s.encode() for s in self.secrets if len(s) >= 4)
-        writer.strip_usage = shaped.strip_usage
+        if shaped.strip_usage:
+            writer.strip = self.codec.strip_stream_usage
         failure: GatewayError | None = None
         chunk = first
         try:
@@ -415,7 +417,7 @@ class Exchange:
 class _Writer:
     """Writes a stream to the client; for pass-through, whole lines at a time."""
 
-    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip_usage")
+    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip")
 
     def __init__(self, reply: Reply, framing: str) -> None:
         self.reply = reply
@@ -423,7 +425,7 @@ class _Writer:
         self._pending = b""
         self._tail = self._sep  # the last bytes written: the stream starts at an event boundary
         self.secrets: tuple[bytes, ...] = ()
-        self.strip_usage = False
+        self.strip: Callable[[bytes], bytes] | None = None  # takes out usage the client did not ask for
 
     async def raw(self, data: bytes) -> None:
         await self.reply.write(data)
@@ -443,12 +445,8 @@ class _Writer:
         for secret in self.secrets:
             if secret in buf:
                 buf = buf.replace(secret, b"[redacted]")
-        if self.strip_usage and (b'"choices":[]' in buf or b'"choices": []' in buf):
-            buf = b"".join(
-                line
-                for line in buf.splitlines(keepends=True)
-                if not ((b'"choices":[]' in line or b'"choices": []' in line) and b'"usage"' in line)
-            )
+        if self.strip is not None:
+            buf = self.strip(buf)
             if not buf:
                 return
         await self.raw(buf)
