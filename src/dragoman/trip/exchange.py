@@ -23,7 +23,7 @@ import msgspec
 
 from dragoman import dialects
 from dragoman.accumulate import Accumulator
-from dragoman.canonical import MessageDelta, PartStart, Reasoning, Response, StreamError, ToolCall
+from dragoman.canonical import MessageDelta, MessageStart, PartStart, Reasoning, Response, StreamError, ToolCall
 from dragoman.dialects.base import Codec, Tally
 from dragoman.errors import GatewayError, Overloaded, UpstreamError, for_anthropic_type, redact
 from dragoman.trip.plan import Shaped, Trip
@@ -347,6 +347,9 @@ class Exchange:
             pass
         except GatewayError as exc:
             failure = exc
+        except (ClientGone, asyncio.CancelledError):
+            self._count(tap.finish())  # the client left, or the gateway is ending it: what was seen counts
+            raise
         tally = tap.finish()
         if decoder is not None and acc is not None:
             for event in decoder.close():
@@ -384,6 +387,8 @@ class Exchange:
                         outcome.usage = event.usage
                     if event.stop_reason is not None:
                         outcome.stop_reason = event.stop_reason
+                elif isinstance(event, MessageStart) and event.usage is not None and outcome.usage is None:
+                    outcome.usage = event.usage  # what was seen, should the stream end before its report
                 elif isinstance(event, PartStart) and isinstance(event.part, ToolCall):
                     tools += 1
                 if acc is not None:
@@ -408,7 +413,8 @@ class Exchange:
                 failure = exc
         except GatewayError as exc:
             failure = exc  # the upstream's own error event, or the transport's (named)
-        outcome.tool_calls = tools
+        finally:
+            outcome.tool_calls = tools  # also when the client left
         if acc is not None:
             await remember(self.gw, self.provider.id, acc.finish())
         return failure
