@@ -132,6 +132,8 @@ class Exchange:
         self.codec: Codec = dialects.get(shaped.dialect)
         self.secrets = self.provider.secrets(trip.caller.client_key)
         self.sent_at = 0.0
+        self.head_status: int | None = None  # the upstream's status, once its head came
+        self.head_ms = 0.0
 
     # -- the attempt ----------------------------------------------------------------------------
 
@@ -151,7 +153,7 @@ class Exchange:
             )
         except GatewayError as exc:
             return self._failed(self._named(exc))
-        head_ms = (time.perf_counter() - self.sent_at) * 1000
+        self.head_status, self.head_ms = up.status, (time.perf_counter() - self.sent_at) * 1000
         try:
             if up.status >= 400:
                 try:
@@ -163,7 +165,7 @@ class Exchange:
                 return self._failed(error, up.status, after, should)
             result = await (self._stream(up) if self.trip.stream else self._unary(up))
             if result.committed:
-                result.latency_ms = head_ms  # an answer came: its latency is until its head
+                result.latency_ms = self.head_ms  # an answer came: its latency is until its head
             return result
         finally:
             up.close()
