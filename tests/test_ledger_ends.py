@@ -12,6 +12,8 @@ import openai
 import pytest
 
 from dragoman.canonical import Usage
+from dragoman.store import ledger
+from dragoman.store.ledger.query import recent
 from tests.conftest import FakeUpstream, GatewayFactory, Reply
 from tests.recorded import cassette
 from tests.test_ledger_usage import MODELS, config, cost_of, ledger_record, pieces, usage_of
@@ -160,3 +162,52 @@ async def test_an_error_event_inside_the_stream_is_recorded_as_broken(
     assert record["end"] == "broken" and record["status"] == 200
     assert record["error_type"] and record["error"]
     assert record["passthrough"] is (front == "openai")
+
+
+async def test_a_client_that_leaves_before_the_answer_is_recorded_with_the_attempt(gateway: GatewayFactory):
+    """An upstream that takes the request and never answers; the client gives up first."""
+    received = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        received.set()
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        cfg = {
+            "server": {"default_provider": "slow", "retries": 0},
+            "providers": {
+                "slow": {"dialect": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "sk-slow-0000"}
+            },
+        }
+        gw = await gateway(cfg)
+        async with openai.AsyncOpenAI(base_url=gw.openai_url, api_key="k", max_retries=0, timeout=1.0) as oai:
+            with pytest.raises(openai.APITimeoutError):
+                await oai.chat.completions.create(model="slow/m", messages=[{"role": "user", "content": "hi"}])
+        assert received.is_set()
+        sink = ledger.find(gw.gateway)
+        assert sink is not None
+        db = await sink.database()
+        await eventually_rows(db, 1)
+        (record,) = await recent(db, limit=10)
+    finally:
+        server.close()
+    assert (record["end"], record["status"], record["provider"], record["upstream_model"]) == (
+        "client_gone",
+        499,
+        "slow",
+        "m",
+    )
+    (attempt,) = record["attempts"]
+    assert attempt["provider"] == "slow" and attempt["status"] is None and attempt["latency_ms"] > 0
+    assert record["usage"] is None and record["ttfb_ms"] is None
+
+
+async def eventually_rows(db: Any, n: int, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(await recent(db, limit=n + 10)) < n:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"fewer than {n} rows in the ledger")
+        await asyncio.sleep(0.02)
