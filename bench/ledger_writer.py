@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -96,16 +97,20 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--postgres", help="a PostgreSQL URL to measure too (a scratch database)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DRAGOMAN_DATA_DIR"] = tmp
         stores = {"sqlite": f"sqlite://{tmp}/usage.db"}
         if args.postgres:
             stores["postgres"] = args.postgres
-        print(f"{'store':10} {'record() us/row':>16} {'writer CPU us/row':>18} {'writer rows/s':>14}")
-        for name, url in stores.items():
-            r = await measure(url, args.rows, Path(tmp) / f"journal-{name}")
-            print(f"{name:10} {r['record_us']:16.2f} {r['writer_cpu_us']:18.1f} {r['writer_rows_per_s']:14,.0f}")
+        results = {name: await measure(url, args.rows, Path(tmp) / f"journal-{name}") for name, url in stores.items()}
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"{'store':10} {'record() us/row':>16} {'writer CPU us/row':>18} {'writer rows/s':>14}")
+    for name, r in results.items():
+        print(f"{name:10} {r['record_us']:16.2f} {r['writer_cpu_us']:18.1f} {r['writer_rows_per_s']:14,.0f}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, whatever the working directory
 
 import rawhttp
+from ledger import ScratchPostgres, compare, ledger_rows, parse_stores, writer_cpu
+from ledger import report as ledger_report
 from measure import (
     ForeignCpu,
     LoadGen,
@@ -56,6 +58,7 @@ from systems import (
     RssSampler,
     System,
     build_systems,
+    ledger_systems,
     log,
     pick_ports,
     rss_bytes,
@@ -134,6 +137,8 @@ def bench_system(
                 if problems:
                     res["errors"].append(f"load {scn.key} c={conc}: {'; '.join(problems)}")
         res["rss_peak_mib"] = sampler.peak / MIB
+        if system.ledger not in (None, "off"):
+            res["ledger_rows"] = ledger_rows(system.port)
         if args.profile and system.name == "dragoman":
             res["profile"] = profile(srv, system, loadgen, args, log_dir)
     finally:
@@ -174,11 +179,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         help="before each measurement wait up to S seconds for other processes to go quiet (default 30; smoke 0)",
     )
+    p.add_argument(
+        "--ledger",
+        default="sqlite",
+        help="usage stores to run dragoman with, once each, e.g. sqlite,postgres,off (default sqlite); "
+        "with more than one, a table sets each beside the ledger-off run",
+    )
+    p.add_argument("--ledger-rounds", type=int, help="rounds per cell in the ledger comparison (default 3; smoke 1)")
+    p.add_argument(
+        "--postgres",
+        default="postgresql://127.0.0.1:5432/test",
+        help="admin URL of the PostgreSQL server for --ledger postgres (a scratch database is made on it)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy record dragoman under stream load")
     p.add_argument("--out", help="JSON results path (default bench/results/latest.json; smoke: smoke.json)")
     args = p.parse_args(argv)
     defaults: dict[str, Any] = (
-        {"duration": 1.0, "warmup": 0.0, "concurrency": "1,4", "ttft_requests": 20, "noise_retries": 0, "quiet_wait": 0}
+        {
+            "duration": 1.0,
+            "warmup": 0.0,
+            "concurrency": "1,4",
+            "ttft_requests": 20,
+            "noise_retries": 0,
+            "quiet_wait": 0,
+            "ledger_rounds": 1,
+        }
         if args.smoke
         else {
             "duration": 10.0,
@@ -187,6 +212,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "ttft_requests": 300,
             "noise_retries": 2,
             "quiet_wait": 30,
+            "ledger_rounds": 3,
         }
     )
     defaults["out"] = str(BENCH / "results" / ("smoke.json" if args.smoke else "latest.json"))
@@ -194,6 +220,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, k) is None:
             setattr(args, k, v)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c]
+    args.ledger = parse_stores(args.ledger)
     return args
 
 
@@ -225,7 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
     results: dict[str, Any] = {"meta": meta(args, cpus, n_cores, loadgen_note), "systems": {}, "failures": []}
+    results["meta"]["ledger"] = args.ledger
+    if len(args.ledger) > 1:
+        for i, store in enumerate(args.ledger):
+            PORTS[f"dragoman-ledger-{store}"] = 4110 + i
     pick_ports()
+    scratch = ScratchPostgres(args.postgres) if "postgres" in args.ledger else None
+    if scratch is not None:
+        args.ledger_postgres_url = scratch.create()
     systems = build_systems(args, tmp, cpus)
     log(f"systems: {', '.join(s.name for s in systems)}; load generator: {loadgen_note}; logs in {log_dir}")
     quiet = ForeignCpu()
@@ -268,19 +302,36 @@ def main(argv: list[str] | None = None) -> int:
             results["systems"][system.name] = res
             for e in res["errors"]:
                 results["failures"].append({"system": system.name, "critical": system.critical, "error": e})
+        if len(args.ledger) > 1 and "dragoman" in args.systems:
+            log(f"=== the usage ledger: {', '.join(args.ledger)}, side by side, {args.ledger_rounds} round(s) per cell")
+            results["ledger"] = compare(ledger_systems(args, tmp, cpus), args, mock, loadgen, log_dir)
         mock_stats_final = mock.stats()
         results["mock_final_stats"] = mock_stats_final
+        stop_all()
+        if any(store != "off" for store in args.ledger) and "dragoman" in args.systems:
+            log("ledger: the writer's own CPU per row (bench/ledger_writer.py)")
+            rows = 5_000 if args.smoke else 50_000
+            results["ledger_writer"] = writer_cpu(rows, scratch.url if scratch is not None else None)
     except KeyboardInterrupt:
         log("interrupted")
         return 130
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+        if scratch is not None:
+            scratch.drop()
 
     table = render_table(results, args.concurrency)
     results["table"] = table
+    if "ledger" in results:
+        results["ledger_table"], below = ledger_report(
+            results["ledger"], results.get("ledger_writer") or {}, args.concurrency
+        )
+        results["failures"] += [{"system": "ledger", "critical": False, "error": e} for e in below]
     write_json(results, out_path)
     print_summary(results, table, args, out_path)
+    if "ledger_table" in results:
+        print(f"\nthe usage ledger, per store (same run; goal: on/off >= 0.9x)\n{results['ledger_table']}")
     critical = [f for f in results["failures"] if f["critical"]]
     for f in results["failures"]:
         print(f"{'FAIL' if f['critical'] else 'WARN'} [{f['system']}] {f['error']}", file=sys.stderr)

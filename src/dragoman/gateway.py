@@ -108,6 +108,13 @@ class Gateway:
         serves one never touches the data directory."""
         return make_sealer(self.config.server.secret)
 
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """Every key the gateway holds (each provider's keys, the gateway keys): redacted from
+        whatever it logs or keeps."""
+        keys = [s for p in self.providers.values() for s in p.secrets()] + list(self.config.server.api_keys)
+        return tuple(dict.fromkeys(k for k in keys if k))
+
     @property
     def max_body(self) -> int:
         return self.config.server.max_body_bytes

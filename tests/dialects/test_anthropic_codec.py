@@ -1044,3 +1044,23 @@ def test_struct_events_are_plain_msgspec() -> None:
     # the decoder's output is msgspec-encodable as is (the gateway logs and caches it)
     events = decode(STREAMS["anthropic-text"])
     assert msgspec.json.decode(msgspec.json.encode(events), type=list[Event]) == events
+
+
+def test_billed_usage_sums_compactions_iterations():
+    from dragoman.dialects.anthropic.stream import billed_usage, usage_from_wire
+
+    wire = {
+        "input_tokens": 181,
+        "output_tokens": 8,
+        "cache_read_input_tokens": 0,
+        "iterations": [
+            {"type": "compaction", "input_tokens": 100, "output_tokens": 83, "cache_read_input_tokens": 55096},
+            {"type": "message", "input_tokens": 181, "output_tokens": 8, "cache_creation_input_tokens": 12},
+        ],
+    }
+    assert billed_usage(wire) == Usage(
+        input_tokens=281, output_tokens=91, cache_read_tokens=55096, cache_write_tokens=12
+    )
+    assert usage_from_wire(wire) == Usage(input_tokens=181, output_tokens=8)  # what the client reads
+    plain = {"input_tokens": 3, "output_tokens": 33, "cache_read_input_tokens": 1111}
+    assert billed_usage(plain) == usage_from_wire(plain)

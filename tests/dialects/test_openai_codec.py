@@ -1058,3 +1058,30 @@ def test_response_mapping_details() -> None:
     ]:
         resp.stop_reason = stop  # type: ignore[assignment]
         assert CODEC.encode_response(resp)["choices"][0]["finish_reason"] == finish
+
+
+# ---- usage the gateway asked for on a client's behalf ------------------------------------------------
+
+
+def test_strip_stream_usage_takes_out_only_the_reports_the_client_did_not_ask_for():
+    from dragoman.dialects import get
+
+    strip = get("openai").strip_stream_usage
+    delta = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":null}\n\n'
+    finish = (
+        b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n'
+    )
+    moonshot = (
+        b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop",'
+        b'"usage":{"prompt_tokens":9,"cached_tokens":4}}]}\n\n'
+    )
+    report = b'data: {"id":"c","choices": [],"usage": {"prompt_tokens":9,"completion_tokens":2}}\n\n'
+    done = b": keep-alive\n\ndata: [DONE]\n\n"
+    assert strip(delta + done) == delta + done  # nothing to take out: the very bytes
+    got = strip(delta + finish + moonshot + report + done)
+    events = [json.loads(line[6:]) for line in got.splitlines() if line.startswith(b"data: {")]
+    assert [e["choices"][0]["finish_reason"] for e in events] == [None, "stop", "stop"]  # the report chunk went
+    assert events[0]["usage"] is None  # "usage": null is not a report
+    assert "usage" not in events[1] and "usage" not in events[2]["choices"][0]
+    assert got.startswith(delta) and got.endswith(done)

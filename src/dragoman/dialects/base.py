@@ -128,6 +128,11 @@ class Codec(Protocol):
         """Usage, stop reason and tool calls of a same-dialect reply body (a partial decode)."""
         ...
 
+    def strip_stream_usage(self, lines: bytes) -> bytes:
+        """Whole lines of a same-dialect stream without the usage reports `ask_stream_usage` asked
+        for (the client did not): what the client would have got had it not been asked."""
+        ...
+
     def decode_error(self, status: int, body: bytes) -> GatewayError:
         """An upstream error response (any envelope it may use) as a gateway error."""
         ...

@@ -15,6 +15,7 @@ import asyncio
 import email.utils
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import msgspec
 
 from dragoman import dialects
 from dragoman.accumulate import Accumulator
-from dragoman.canonical import MessageDelta, PartStart, Reasoning, Response, StreamError, ToolCall, Usage
+from dragoman.canonical import MessageDelta, MessageStart, PartStart, Reasoning, Response, StreamError, ToolCall
 from dragoman.dialects.base import Codec, Tally
 from dragoman.errors import GatewayError, Overloaded, UpstreamError, for_anthropic_type, redact
 from dragoman.trip.plan import Shaped, Trip
@@ -42,6 +43,7 @@ PASS_PREFIXES = ("anthropic-ratelimit-", "x-ratelimit-")
 JSON = "application/json"
 SHUTTING_DOWN = "the gateway is shutting down"
 MAX_PENDING = 1024 * 1024  # bytes of a partial line a pass-through stream holds back
+ANSWER_KEYS = ("choices", "content", "message", "output")  # where each dialect's answer sits
 
 
 @dataclass(slots=True)
@@ -131,6 +133,8 @@ class Exchange:
         self.codec: Codec = dialects.get(shaped.dialect)
         self.secrets = self.provider.secrets(trip.caller.client_key)
         self.sent_at = 0.0
+        self.head_status: int | None = None  # the upstream's status, once its head came
+        self.head_ms = 0.0
 
     # -- the attempt ----------------------------------------------------------------------------
 
@@ -150,6 +154,7 @@ class Exchange:
             )
         except GatewayError as exc:
             return self._failed(self._named(exc))
+        self.head_status, self.head_ms = up.status, (time.perf_counter() - self.sent_at) * 1000
         try:
             if up.status >= 400:
                 try:
@@ -159,9 +164,10 @@ class Exchange:
                 error = upstream_error(shaped, up.status, up.headers, body, self.secrets)
                 after, should = retry_hints(up.headers)
                 return self._failed(error, up.status, after, should)
-            if self.trip.stream:
-                return await self._stream(up)
-            return await self._unary(up)
+            result = await (self._stream(up) if self.trip.stream else self._unary(up))
+            if result.committed:
+                result.latency_ms = self.head_ms  # an answer came: its latency is until its head
+            return result
         finally:
             up.close()
 
@@ -243,8 +249,9 @@ class Exchange:
             return self._failed(
                 UpstreamError(f"{self.provider.id} returned a reply that is not a JSON object"), up.status
             )
-        if "error" in body and ("choices" not in body and "content" not in body and "message" not in body):
-            # an error envelope on a 2xx (some OpenAI-compatible servers do this)
+        if body.get("error") is not None and not any(key in body for key in ANSWER_KEYS):
+            # an error envelope on a 2xx (some OpenAI-compatible servers do this); a Responses body
+            # always carries `"error": null`
             return self._failed(upstream_error(shaped, 502, up.headers, raw, self.secrets), up.status)
         try:
             response = self.codec.decode_response(body)
@@ -327,7 +334,8 @@ class Exchange:
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
         writer.secrets = tuple(s.encode() for s in self.secrets if len(s) >= 4)
-        writer.strip_usage = shaped.strip_usage
+        if shaped.strip_usage:
+            writer.strip = self.codec.strip_stream_usage
         failure: GatewayError | None = None
         chunk = first
         try:
@@ -342,13 +350,17 @@ class Exchange:
             pass
         except GatewayError as exc:
             failure = exc
+        except (ClientGone, asyncio.CancelledError):
+            self._count(tap.finish())  # the client left, or the gateway is ending it: what was seen counts
+            raise
         tally = tap.finish()
         if decoder is not None and acc is not None:
             for event in decoder.close():
                 acc.feed(event)
             response = acc.finish()
             await remember(self.gw, self.provider.id, response)
-            tally.usage = response.usage if response.usage != Usage() else tally.usage
+            if tally.usage is None:  # the tap reads what is billed; the decoder what the client is told
+                tally.usage = response.usage
         self._count(tally)
         if failure is None and tally.error is not None:
             self.trip.outcome.end = "broken"  # the upstream's own error event went through, redacted
@@ -378,6 +390,8 @@ class Exchange:
                         outcome.usage = event.usage
                     if event.stop_reason is not None:
                         outcome.stop_reason = event.stop_reason
+                elif isinstance(event, MessageStart) and event.usage is not None and outcome.usage is None:
+                    outcome.usage = event.usage  # what was seen, should the stream end before its report
                 elif isinstance(event, PartStart) and isinstance(event.part, ToolCall):
                     tools += 1
                 if acc is not None:
@@ -402,7 +416,8 @@ class Exchange:
                 failure = exc
         except GatewayError as exc:
             failure = exc  # the upstream's own error event, or the transport's (named)
-        outcome.tool_calls = tools
+        finally:
+            outcome.tool_calls = tools  # also when the client left
         if acc is not None:
             await remember(self.gw, self.provider.id, acc.finish())
         return failure
@@ -411,7 +426,7 @@ class Exchange:
 class _Writer:
     """Writes a stream to the client; for pass-through, whole lines at a time."""
 
-    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip_usage")
+    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip")
 
     def __init__(self, reply: Reply, framing: str) -> None:
         self.reply = reply
@@ -419,7 +434,7 @@ class _Writer:
         self._pending = b""
         self._tail = self._sep  # the last bytes written: the stream starts at an event boundary
         self.secrets: tuple[bytes, ...] = ()
-        self.strip_usage = False
+        self.strip: Callable[[bytes], bytes] | None = None  # takes out usage the client did not ask for
 
     async def raw(self, data: bytes) -> None:
         await self.reply.write(data)
@@ -441,12 +456,8 @@ class _Writer:
         for secret in self.secrets:
             if secret in buf:
                 buf = buf.replace(secret, b"[redacted]")
-        if self.strip_usage and (b'"choices":[]' in buf or b'"choices": []' in buf):
-            buf = b"".join(
-                line
-                for line in buf.splitlines(keepends=True)
-                if not ((b'"choices":[]' in line or b'"choices": []' in line) and b'"usage"' in line)
-            )
+        if self.strip is not None:
+            buf = self.strip(buf)
             if not buf:
                 return
         await self.raw(buf)

@@ -142,7 +142,21 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
             while True:
                 number += 1
                 key = health.pick_key(target.provider, keys_tried)
-                result = await Exchange(gw, trip, shaped, key, reply, number).run()
+                exchange = Exchange(gw, trip, shaped, key, reply, number)
+                try:
+                    result = await exchange.run()
+                except asyncio.CancelledError:  # the client left mid-attempt: the record still says where
+                    waited = exchange.head_ms or (time.perf_counter() - exchange.sent_at) * 1000
+                    outcome.attempts.append(
+                        Attempt(
+                            provider=target.provider.id,
+                            model=target.model,
+                            key=key,
+                            status=exchange.head_status,
+                            latency_ms=round(waited, 2),
+                        )
+                    )
+                    raise
                 outcome.attempts.append(_attempt(target, key, result, result.error))
                 if result.ok:
                     health.succeeded(target)

@@ -479,6 +479,9 @@ class AnthropicCodec:
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
 
+    def strip_stream_usage(self, lines: bytes) -> bytes:
+        return lines  # `ask_stream_usage` never asks: every stream reports usage
+
     # -- what the trip asks of the dialect --
 
     def check_body(self, body: dict[str, Any]) -> None:

@@ -72,7 +72,8 @@ def _int(value: Any) -> int:
 
 
 def usage_from_wire(u: Any) -> Usage:
-    """Anthropic `usage` (message, message_start or message_delta) as canonical; absent fields are 0."""
+    """Anthropic `usage` (message, message_start or message_delta) as canonical; absent fields are 0.
+    The counts as the client reads them: with compaction, those of the last iteration only."""
     if not isinstance(u, dict):
         return Usage()
     details = u.get("output_tokens_details")
@@ -83,6 +84,23 @@ def usage_from_wire(u: Any) -> Usage:
         cache_read_tokens=_int(u.get("cache_read_input_tokens")),
         cache_write_tokens=_int(u.get("cache_creation_input_tokens")),
         reasoning_tokens=thinking if isinstance(thinking, int) else None,
+    )
+
+
+def billed_usage(u: Any) -> Usage:
+    """What the request is billed for: with server-side compaction the top-level counts cover only
+    the last sampling iteration while every iteration is billed, so `iterations` is summed."""
+    usage = usage_from_wire(u)
+    iterations = u.get("iterations") if isinstance(u, dict) else None
+    if not (isinstance(iterations, list) and iterations and all(isinstance(i, dict) for i in iterations)):
+        return usage
+    parts = [usage_from_wire(i) for i in iterations]
+    return Usage(
+        input_tokens=sum(p.input_tokens for p in parts),
+        output_tokens=sum(p.output_tokens for p in parts),
+        cache_read_tokens=sum(p.cache_read_tokens for p in parts),
+        cache_write_tokens=sum(p.cache_write_tokens for p in parts),
+        reasoning_tokens=usage.reasoning_tokens,
     )
 
 

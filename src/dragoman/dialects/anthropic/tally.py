@@ -1,6 +1,6 @@
 """Reading a same-dialect Anthropic reply without translating it: usage, stop reason and tool calls of
 a message body (one partial decode), and of an event stream (byte scans per chunk; `message_start`
-from the head, the last `message_delta` from the tail)."""
+from the head, the last `message_delta` from the tail). Usage is what is billed (`billed_usage`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 
 import msgspec
 
-from dragoman.canonical import Usage, merge_usage
-from dragoman.dialects.anthropic.stream import stop_reason, usage_from_wire
+from dragoman.dialects.anthropic.stream import billed_usage, stop_reason
 from dragoman.dialects.base import Tally
 from dragoman.dialects.tap import ByteTap
 from dragoman.transport.framing import SSEParser
@@ -45,7 +44,7 @@ def summarize(raw: bytes) -> Tally:
         message = err.get("message") if isinstance(err, dict) else err
         return Tally(error=message if isinstance(message, str) else "upstream error")
     return Tally(
-        usage=usage_from_wire(body.usage) if isinstance(body.usage, dict) else None,
+        usage=billed_usage(body.usage) if isinstance(body.usage, dict) else None,
         stop_reason=stop_reason(body.stop_reason),
         tool_calls=sum(1 for b in body.content or () if b.type == "tool_use"),
     )
@@ -77,27 +76,27 @@ class AnthropicStreamTap:
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
-        usage: Usage | None = None
+        # as the stream decoder reads it: message_start's usage, then each field message_delta
+        # reports (cumulative, so the last one counts) replaces it
+        wire: dict[str, Any] | None = None
         for obj in _events(self._bytes.head()):
             if obj.get("type") == "message_start":
                 msg = obj.get("message")
                 if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
-                    usage = usage_from_wire(msg["usage"])
+                    wire = dict(msg["usage"])
                 break
-        last: Usage | None = None
         for obj in _events(self._bytes.tail()):
             kind = obj.get("type")
             if kind == "message_delta":
                 delta = obj.get("delta")
                 if isinstance(delta, dict) and delta.get("stop_reason") is not None:
                     tally.stop_reason = stop_reason(delta["stop_reason"])
-                if isinstance(obj.get("usage"), dict):
-                    last = usage_from_wire(obj["usage"])  # cumulative: the last one counts
+                usage = obj.get("usage")
+                if isinstance(usage, dict):
+                    wire = {**(wire or {}), **{k: v for k, v in usage.items() if v is not None}}
             elif kind == "error":
                 err = obj.get("error")
                 message = err.get("message") if isinstance(err, dict) else None
                 tally.error = message if isinstance(message, str) else "upstream stream error"
-        if last is not None:
-            usage = last if usage is None else merge_usage(usage, last)
-        tally.usage = usage
+        tally.usage = billed_usage(wire) if wire is not None else None
         return tally

@@ -453,6 +453,9 @@ class OllamaCodec:
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
 
+    def strip_stream_usage(self, lines: bytes) -> bytes:
+        return lines  # `ask_stream_usage` never asks: every stream reports usage
+
     def check_body(self, body: dict[str, Any]) -> None:
         if not isinstance(body.get("messages"), list):
             raise InvalidRequest("`messages` is required and must be an array", param="messages")

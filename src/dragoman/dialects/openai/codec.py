@@ -70,7 +70,7 @@ from dragoman.dialects.openai.stream import (
     usage_from_openai,
     usage_to_openai,
 )
-from dragoman.dialects.openai.tally import OpenAIStreamTap, summarize
+from dragoman.dialects.openai.tally import OpenAIStreamTap, strip_usage, summarize
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, UpstreamError, for_upstream_status, redact
 
 _json = msgspec.json.Decoder()
@@ -409,6 +409,9 @@ class OpenAICodec:
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
+
+    def strip_stream_usage(self, lines: bytes) -> bytes:
+        return strip_usage(lines)
 
     def check_body(self, body: dict[str, Any]) -> None:
         if not isinstance(body.get("messages"), list):

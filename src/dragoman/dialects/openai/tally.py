@@ -37,6 +37,41 @@ class _Body(msgspec.Struct):
 
 _body = msgspec.json.Decoder(_Body)
 _any = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+USAGE_OBJECT = (b'"usage":{', b'"usage": {')  # a report (chunks without one say `"usage":null`, or nothing)
+EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
+
+
+def strip_usage(lines: bytes) -> bytes:
+    """Whole SSE lines without the usage reports the gateway asked for on a client's behalf: the
+    `choices: []` usage chunk goes; a chunk that carries usage beside its choices (DeepSeek,
+    OpenRouter, Moonshot's `choices[0].usage`) loses only its usage. Other lines are left as sent."""
+    if not any(marker in lines for marker in USAGE_OBJECT):
+        return lines
+    out = []
+    for line in lines.splitlines(keepends=True):
+        if line.startswith(b"data:") and any(marker in line for marker in USAGE_OBJECT):
+            if any(marker in line for marker in EMPTY_CHOICES):
+                continue
+            line = _without_usage(line)
+        out.append(line)
+    return b"".join(out)
+
+
+def _without_usage(line: bytes) -> bytes:
+    payload = line[len(b"data:") :]
+    try:
+        chunk = _any.decode(payload)
+    except msgspec.DecodeError:
+        return line
+    if not isinstance(chunk, dict):
+        return line
+    chunk.pop("usage", None)
+    for choice in chunk.get("choices") or ():
+        if isinstance(choice, dict):
+            choice.pop("usage", None)
+    end = line[len(line.rstrip(b"\r\n")) :]
+    return b"data: " + _encode.encode(chunk) + end
 
 
 def summarize(raw: bytes) -> Tally:

@@ -303,6 +303,9 @@ class ResponsesCodec:
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)
 
+    def strip_stream_usage(self, lines: bytes) -> bytes:
+        return lines  # `ask_stream_usage` never asks: every stream reports usage
+
     # -- the rest of the protocol --
 
     def decode_error(self, status: int, body: bytes) -> GatewayError:

@@ -18,9 +18,17 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from dragoman import dialects
 from dragoman.credentials import presented_keys
-from dragoman.errors import AuthenticationFailed, GatewayError, InvalidRequest, Overloaded, UpstreamError, encode
+from dragoman.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidRequest,
+    Overloaded,
+    UpstreamError,
+    encode,
+    redact,
+)
 from dragoman.gateway import Gateway
-from dragoman.server.body import read_json
+from dragoman.server.body import parse_json, read_body
 from dragoman.server.clients import family
 from dragoman.trip import policy
 from dragoman.trip.exchange import SHUTTING_DOWN
@@ -32,6 +40,8 @@ log = logging.getLogger("dragoman.fronts")
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 REQUEST_ID = "x-dragoman-request-id"
+BODY_LIMIT = 64 * 1024  # bytes of each body the ledger keeps with `server.log_bodies`
+BODY_WINDOW = BODY_LIMIT + 1024  # what is read to redact before cutting
 
 
 def gateway(request: web.Request) -> Gateway:
@@ -66,15 +76,24 @@ def error_response(error: GatewayError, dialect: str, request_id: str | None = N
 
 
 class HttpReply:
-    """The trip's `Reply` on an aiohttp request."""
+    """The trip's `Reply` on an aiohttp request; with `keep`, the first bytes of the body sent are
+    kept for the ledger (`server.log_bodies`)."""
 
-    __slots__ = ("_stream", "request", "request_id", "response")
+    __slots__ = ("_stream", "kept", "request", "request_id", "response", "sent")
 
-    def __init__(self, request: web.Request, request_id: str) -> None:
+    def __init__(self, request: web.Request, request_id: str, keep: bool = False) -> None:
         self.request = request
         self.request_id = request_id
         self.response: web.StreamResponse | None = None
         self._stream: web.StreamResponse | None = None
+        self.kept: list[bytes] | None = [] if keep else None
+        self.sent = 0  # bytes of body sent, counted only with `keep`
+
+    def keep(self, data: bytes) -> None:
+        if self.kept is not None:
+            if self.sent <= BODY_WINDOW:
+                self.kept.append(data)
+            self.sent += len(data)
 
     @property
     def started(self) -> bool:
@@ -82,6 +101,7 @@ class HttpReply:
 
     async def send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
         headers[REQUEST_ID] = self.request_id
+        self.keep(body)
         self.response = web.Response(body=body, status=status, headers=headers, content_type=content_type)
 
     async def start(self, status: int, headers: dict[str, str], content_type: str) -> None:
@@ -97,6 +117,8 @@ class HttpReply:
 
     async def write(self, data: bytes) -> None:
         assert self._stream is not None
+        if self.kept is not None:
+            self.keep(data)
         try:
             await self._stream.write(data)
         except (ConnectionResetError, ClientConnectionResetError):
@@ -129,13 +151,18 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
     gw = gateway(request)
     outcome = new_outcome(request, front)
     started = time.perf_counter()
-    reply = HttpReply(request, outcome.request_id)
+    log_bodies = gw.config.server.log_bodies
+    reply = HttpReply(request, outcome.request_id, keep=log_bodies)
     trip: Trip | None = None
+    raw = b""
+    client_key: str | None = None
     try:
         key_name = check_client_key(request)
         outcome.key_name = key_name
-        raw, body = await read_json(request, gw.max_body, gw.config.server.body_timeout)
-        caller = Caller(headers=request.headers, key_name=key_name, client_key=gw.client_key(request.headers))
+        client_key = gw.client_key(request.headers)
+        raw = await read_body(request, gw.max_body, gw.config.server.body_timeout)
+        body = await parse_json(raw)
+        caller = Caller(headers=request.headers, key_name=key_name, client_key=client_key)
         trip = plan(gw, front, raw, body, caller, outcome)
         trip.started = started
         trip.task = asyncio.current_task()
@@ -151,9 +178,11 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
             raise Overloaded(SHUTTING_DOWN, status=503) from None
     except GatewayError as exc:
         _failed(outcome, exc)
+        if trip is not None and trip.aborted is not None:
+            outcome.end = "shutdown"  # ended by the drain before its answer began
         if reply.started:
             raise  # cannot happen: the exchange turns a failure after the first byte into an event
-        return error_response(exc, front, outcome.request_id)
+        return _refused(reply, error_response(exc, front, outcome.request_id))
     except asyncio.CancelledError:
         if outcome.end == "ok":
             outcome.end = "client_gone"
@@ -165,7 +194,7 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
         if reply.started:
             outcome.end = "broken"
             return reply.response  # type: ignore[return-value]
-        return error_response(error, front, outcome.request_id)
+        return _refused(reply, error_response(error, front, outcome.request_id))
     except Exception:
         log.exception("unexpected error in %s %s", request.method, safe(request.path))
         error = UpstreamError("internal gateway error", status=500)
@@ -173,13 +202,40 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
         if reply.started:
             outcome.end = "broken"
             return reply.response  # type: ignore[return-value]
-        return error_response(error, front, outcome.request_id)
+        return _refused(reply, error_response(error, front, outcome.request_id))
     finally:
         if trip is not None:
             gw.inflight.discard(trip)
+        if log_bodies:
+            _keep_bodies(gw, outcome, raw, reply, client_key)
         _record(gw, outcome, started)
     assert reply.response is not None
     return reply.response
+
+
+def _refused(reply: HttpReply, response: web.Response) -> web.Response:
+    if reply.kept is not None and isinstance(response.body, bytes):
+        reply.keep(response.body)
+    return response
+
+
+def bounded_text(data: bytes, secrets: tuple[str, ...], size: int | None = None) -> str:
+    """At most `BODY_LIMIT` characters of a body (`size` bytes in all) as text, redacted; a cut says
+    how much there was. Redacted before the cut (on a window a key's length wider), so no key is cut
+    in two and half kept."""
+    size = len(data) if size is None else size
+    text = redact(data[:BODY_WINDOW].decode("utf-8", "replace"), secrets)
+    if size <= BODY_LIMIT and len(text) <= BODY_LIMIT:
+        return text
+    return text[:BODY_LIMIT] + f"...[cut: {size} bytes in all]"
+
+
+def _keep_bodies(gw: Gateway, outcome: Outcome, raw: bytes, reply: HttpReply, client_key: str | None) -> None:
+    secrets = (*gw.secrets, client_key) if client_key else gw.secrets
+    if raw:
+        outcome.request_body = bounded_text(raw, secrets)
+    if reply.kept:
+        outcome.response_body = bounded_text(b"".join(reply.kept), secrets, reply.sent)
 
 
 def _failed(outcome: Outcome, error: GatewayError) -> None:

@@ -28,11 +28,10 @@ def make_sink(gw: Gateway) -> Ledger | None:
             raise ConfigError(
                 gw.config.path, "server.usage_store", "PostgreSQL needs asyncpg: pip install 'dragoman[postgres]'"
             ) from None
-    secrets = tuple(p.api_key for p in gw.providers.values() if p.api_key) + tuple(server.api_keys)
     return Ledger(
         server.usage_store,
         log_bodies=server.log_bodies,
-        secrets=secrets,
+        secrets=gw.secrets,  # every key of every provider, not only the first
         retention_days=server.usage_retention_days,
         journal_max_bytes=server.usage_journal_mb * 1024 * 1024,
     )

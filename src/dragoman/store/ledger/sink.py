@@ -65,8 +65,8 @@ class Ledger:
         journal_dir: Path | None = None,
         journal_max_bytes: int = 256 * 1024 * 1024,
         queue_max: int = 10_000,
-        batch_max: int = 500,
-        linger: float = 0.05,
+        batch_max: int = 1000,
+        linger: float = 0.25,
         insert_timeout: float = 30.0,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
@@ -92,6 +92,7 @@ class Ledger:
         self._queue: deque[Outcome] = deque()
         self._inflight: list[Outcome] = []
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()  # a batch is ready (or the ledger is closing): stop lingering
         self._up = asyncio.Event()
         self._db: Database | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dragoman-journal")
@@ -123,6 +124,8 @@ class Ledger:
             self._spill_task = asyncio.get_running_loop().create_task(self._spill_overflow())
         if not self._wake.is_set():
             self._wake.set()
+        if len(queue) >= self.batch_max and not self._full.is_set():
+            self._full.set()
 
     async def start(self) -> None:
         if self._task is None:
@@ -134,6 +137,7 @@ class Ledger:
             return
         self._closing = True
         self._wake.set()
+        self._full.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), self.close_timeout)
@@ -213,8 +217,17 @@ class Ledger:
                 await self._sleep(None)
                 continue
             if len(self._queue) < self.batch_max and not self._closing and self.linger:
-                await asyncio.sleep(self.linger)  # let a batch gather: fewer, larger inserts
+                await self._gather()
             await self._write_batch()
+
+    async def _gather(self) -> None:
+        """Let a batch gather for up to `linger`: each insert and commit costs the store (and its
+        thread, on this core) about as much for a few rows as for a thousand."""
+        self._full.clear()
+        if len(self._queue) >= self.batch_max or self._closing:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self.linger)
 
     async def _sleep(self, timeout: float | None) -> None:
         self._wake.clear()
