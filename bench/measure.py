@@ -95,11 +95,12 @@ class LoadGen:
         self.prefix = CpuLayout.prefix(cpus.load)
         self.tmp = tmp
 
-    def run(self, port: int, scn: Scenario, concurrency: int, duration: float) -> dict[str, Any]:
+    def run(self, system: System, scn: Scenario, concurrency: int, duration: float) -> dict[str, Any]:
+        port = system.port
         body = scn.body().decode()
         if self.kind == "wrk":
             script = self.tmp / f"{scn.key}.lua"
-            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in scn.headers().items())
+            headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in scn.headers(system.api_key).items())
             script.write_text(LUA_TEMPLATE.format(path=scn.path, body=body, headers=headers))
             cmd = [*self.prefix, "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s"]
             cmd += ["--timeout", "10s", "-s", str(script), f"http://{HOST}:{port}{scn.path}"]
@@ -107,7 +108,7 @@ class LoadGen:
             body_file = self.tmp / f"{scn.key}.json"
             body_file.write_text(body)
             cmd = [*self.prefix, sys.executable, str(BENCH / "loadgen.py"), "--url", f"http://{HOST}:{port}{scn.path}"]
-            cmd += ["--body-file", str(body_file), "--headers", json.dumps(scn.headers())]
+            cmd += ["--body-file", str(body_file), "--headers", json.dumps(scn.headers(system.api_key))]
             cmd += ["--concurrency", str(concurrency), "--duration", str(duration)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
         for line in out.stdout.splitlines():
@@ -179,7 +180,7 @@ def validate(system: System, mock: Mock) -> list[dict[str, Any]]:
         for scn in SCENARIOS:
             mock.reset()
             try:
-                r = conn.request("POST", scn.path, scn.body(), scn.headers())
+                r = conn.request("POST", scn.path, scn.body(), scn.headers(system.api_key))
                 problems = check_response(scn, r.status, r.header("content-type"), r.body)
                 resp = {"status": r.status, "headers": r.headers, "body": r.text(4000)}
             except (OSError, rawhttp.HTTPError) as e:
@@ -193,7 +194,7 @@ def validate(system: System, mock: Mock) -> list[dict[str, Any]]:
                         "request": {
                             "method": "POST",
                             "path": scn.path,
-                            "headers": scn.headers(),
+                            "headers": scn.headers(system.api_key),
                             "body": scn.body().decode(),
                         },
                         "response": resp,
@@ -333,14 +334,14 @@ def measure_cell(
         if args.quiet_wait > 0:
             wait_quiet(args.quiet_wait)
         if args.warmup > 0:
-            loadgen.run(system.port, scn, conc, args.warmup)
+            loadgen.run(system, scn, conc, args.warmup)
         mock.reset()
         pids = srv.tree()
         mock_pids = [mock.server.pid]
         c0, m0, t0 = cpu_ticks(pids), cpu_ticks(mock_pids), time.perf_counter()
         foreign = ForeignCpu()
         with sampler.sampling():
-            r = loadgen.run(system.port, scn, conc, args.duration)
+            r = loadgen.run(system, scn, conc, args.duration)
         wall = time.perf_counter() - t0
         r["foreign_cpu_pct"] = foreign.pct()
         r["sut_cpu_pct"] = 100.0 * (cpu_ticks(pids) - c0) / CLK_TCK / wall
@@ -409,7 +410,7 @@ def profile(srv: Server, system: System, loadgen: LoadGen, args: argparse.Namesp
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        loadgen.run(system.port, scn, max(args.concurrency), dur + 1)
+        loadgen.run(system, scn, max(args.concurrency), dur + 1)
         rec.wait(30)
         rec_raw.wait(30)
         out[key] = str(svg)

@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, whatever the working directory
 
+import ops
 import rawhttp
 from ledger import ScratchPostgres, compare, ledger_rows, parse_stores, writer_cpu
 from ledger import report as ledger_report
@@ -104,7 +105,7 @@ def bench_system(
                 system.port,
                 scn.path,
                 scn.body(),
-                scn.headers(),
+                scn.headers(system.api_key),
                 args.ttft_requests,
                 args.noise_retries,
                 args.quiet_wait,
@@ -165,7 +166,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="short run proving every piece works (CI)")
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even when installed")
     p.add_argument("--litellm-python", help="interpreter with litellm[proxy] (default bench/.venv-litellm)")
-    p.add_argument("--systems", default="bare,dragoman,litellm", help="subset to run (default all)")
+    p.add_argument(
+        "--systems",
+        default="bare,dragoman,ops,litellm",
+        help="subset to run (default all; ops: dragoman with ledger, metrics, access log and keys off, then on)",
+    )
     p.add_argument("--workers", type=int, default=1, help="also run dragoman with N workers (scaling row)")
     p.add_argument("--dragoman-cmd", help="command that runs dragoman (default .venv/bin/dragoman)")
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
@@ -191,6 +196,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="postgresql://127.0.0.1:5432/test",
         help="admin URL of the PostgreSQL server for --ledger postgres (a scratch database is made on it)",
     )
+    p.add_argument(
+        "--ops-rounds", type=int, help="interleaved rounds per cell of the ops comparison (default 3; smoke 1)"
+    )
     p.add_argument("--profile", action="store_true", help="py-spy record dragoman under stream load")
     p.add_argument("--out", help="JSON results path (default bench/results/latest.json; smoke: smoke.json)")
     args = p.parse_args(argv)
@@ -203,6 +211,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "noise_retries": 0,
             "quiet_wait": 0,
             "ledger_rounds": 1,
+            "ops_rounds": 1,
         }
         if args.smoke
         else {
@@ -213,6 +222,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "noise_retries": 2,
             "quiet_wait": 30,
             "ledger_rounds": 3,
+            "ops_rounds": 3,
         }
     )
     defaults["out"] = str(BENCH / "results" / ("smoke.json" if args.smoke else "latest.json"))
@@ -296,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.quiet_wait,
             )
         loadgen = LoadGen(loadgen_kind, cpus, tmp)
+        pair = [s for s in systems if s.name in ("dragoman-off", "dragoman-ops")]
         for system in systems:
+            if system in pair:
+                continue
             log(f"=== {system.label}")
             res = bench_system(system, args, mock, loadgen, results["direct_ttft"], log_dir)
             results["systems"][system.name] = res
@@ -305,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         if len(args.ledger) > 1 and "dragoman" in args.systems:
             log(f"=== the usage ledger: {', '.join(args.ledger)}, side by side, {args.ledger_rounds} round(s) per cell")
             results["ledger"] = compare(ledger_systems(args, tmp, cpus), args, mock, loadgen, log_dir)
+        if len(pair) == 2:
+            log("=== ops: all off vs all on, interleaved")
+            results["ops"] = ops.compare(pair[0], pair[1], args, mock, loadgen, log_dir)
+            for e in results["ops"]["errors"]:
+                results["failures"].append({"system": "ops", "critical": True, "error": e})
         mock_stats_final = mock.stats()
         results["mock_final_stats"] = mock_stats_final
         stop_all()
@@ -322,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             scratch.drop()
 
     table = render_table(results, args.concurrency)
+    if "ops" in results:
+        table += "\n\n" + ops.render(results["ops"], args.concurrency)
     results["table"] = table
     if "ledger" in results:
         results["ledger_table"], below = ledger_report(

@@ -57,8 +57,8 @@ class Scenario:
     def body(self) -> bytes:
         return request_body(self.client, self.model, self.stream)
 
-    def headers(self) -> dict[str, str]:
-        return client_headers(self.client)
+    def headers(self, key: str = API_KEY) -> dict[str, str]:
+        return client_headers(self.client, key)
 
     # direct-to-mock baseline: what the client would send the upstream itself
     def direct_body(self) -> bytes:
@@ -107,10 +107,10 @@ def request_body(dialect: str, model: str, stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def client_headers(dialect: str) -> dict[str, str]:
+def client_headers(dialect: str, key: str = API_KEY) -> dict[str, str]:
     if dialect == "openai":
-        return {"Content-Type": "application/json", "Authorization": "Bearer bench"}
-    return {"Content-Type": "application/json", "x-api-key": "bench", "anthropic-version": "2023-06-01"}
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    return {"Content-Type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
 
 
 # ------------------------------------------------------------------------------------------ checks

@@ -149,6 +149,26 @@ async def pg_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+REDIS_URL = os.environ.get("DRAGOMAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A Redis key prefix no other test uses (`server.redis_prefix`); every key under it is
+    deleted afterwards."""
+    import redis.asyncio as redis
+
+    prefix = f"dragoman-test-{os.urandom(6).hex()}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     fake = FakeUpstream()

@@ -4,19 +4,31 @@ is off, the store is down or a parameter is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sys
-import types
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 
 from dragoman.dashboard.keys import FIELDS as KEY_FIELDS
+from dragoman.store.db import open_database
+from dragoman.store.keys.admin import create_key, revoke_key
 from dragoman.store.ledger import find, query
 from tests.conftest import Reply
-from tests.dashboard_helpers import ADMIN_KEY, GATEWAY_KEY, MARKUP_MODEL, config, make_traffic, with_admin_key
+from tests.dashboard_helpers import (
+    ADMIN_KEY,
+    GATEWAY_KEY,
+    MARKUP_MODEL,
+    OPENAI_COST,
+    chat,
+    config,
+    make_traffic,
+    with_admin_key,
+)
 from tests.ledger_helpers import eventually, outcome
 
 
@@ -95,7 +107,7 @@ async def test_the_api_reports_the_traffic(store_url: str, gateway, upstream):
     assert "up-openai" in state["providers"]
 
     status, _, keys = await get(api + "keys")
-    assert (status, keys) == (200, {"available": False, "data": []})  # no key store: no gateway keys
+    assert (status, keys) == (200, {"available": True, "data": []})  # a key store, no gateway keys made
 
 
 async def test_the_feed_never_carries_kept_bodies(gateway, upstream):
@@ -146,10 +158,13 @@ async def test_an_admin_key_guards_the_dashboard(gateway, upstream):
     assert (await get(api + "session"))[2] == {"required": "admin_key", "authorized": False}
     assert (await get(api + "session", ADMIN_KEY))[2] == {"required": "admin_key", "authorized": True}
     for name in ("status", "feed", "series", "providers", "keys"):
-        for key in (None, GATEWAY_KEY, ADMIN_KEY + "x"):  # a gateway key does not open the dashboard
+        for key in (None, ADMIN_KEY + "x"):
             status, _, body = await get(api + name, key)
             assert status == 401 and body["error"]["type"] == "authentication_error", (name, key)
             assert ADMIN_KEY not in str(body)
+        status, _, body = await get(api + name, GATEWAY_KEY)  # known, but not the admin key
+        assert status == 403 and "admin_key" in body["error"]["message"], name
+        assert ADMIN_KEY not in str(body) and GATEWAY_KEY not in str(body)
         status, _, _ = await get(api + name, ADMIN_KEY)
         assert status == 200, name
     status, _, _ = await get(api + "status", **{"x-api-key": ADMIN_KEY})
@@ -180,11 +195,14 @@ async def test_ledger_off_store_down_and_bad_parameters(gateway, upstream):
     assert status == 200 and state["store"] is None and state["ledger"] is None
     assert (await get(off.url + "/ui/api/keys"))[2] == {"available": False, "data": []}
 
-    down = await gateway(config(upstream, usage_store="postgresql://root:pw-secret@127.0.0.1:1/test"))
-    status, _, body = await get(down.url + "/ui/api/feed")
+    # the store down from the start: the gateway keys are unknown, so only the admin key opens the dashboard
+    down = await gateway(with_admin_key(config(upstream, usage_store="postgresql://root:pw-secret@127.0.0.1:1/test")))
+    status, _, body = await get(down.url + "/ui/api/feed", ADMIN_KEY)
     assert status == 503 and body["error"]["type"] == "server_error"
     assert "pw-secret" not in str(body)
-    status, _, state = await get(down.url + "/ui/api/status")  # this instance's own state needs no store
+    status, _, body = await get(down.url + "/ui/api/feed")
+    assert status == 503 and "keys" in body["error"]["message"] and "pw-secret" not in str(body)
+    status, _, state = await get(down.url + "/ui/api/status", ADMIN_KEY)  # this instance's own state needs no store
     assert status == 200 and state["ledger"]["store_up"] is False and "pw-secret" not in str(state)
 
     on = await gateway(config(upstream))
@@ -217,28 +235,41 @@ async def test_cooldowns_show_what_the_policy_skips(gateway, upstream):
     assert 590 < cooling["seconds_left"] <= 600
 
 
-async def test_the_keys_panel_reads_the_key_store(gateway, upstream, monkeypatch: pytest.MonkeyPatch):
-    """Against the key store's listing (`dragoman.store.keys.list_keys(db)`, from the operations work):
-    only the panel's fields leave, a key's hash never does; a store without the table has no keys."""
-    rows = [{"name": "team-a", "budget_usd": 5.0, "spent_usd": 1.25, "period": "day", "rpm": 10, "hash": "h-secret"}]
-    module = types.ModuleType("dragoman.store.keys")
+async def test_the_keys_panel_reads_the_key_store(store_url: str, gateway, upstream):
+    """Keys made with the key store (as `dragoman keys create` does) show with their limits and this
+    period's spend from requests the test makes; neither the key nor its hash ever leaves."""
+    db = await open_database(store_url)
+    try:
+        key, token = await create_key(db, "team-a", budget_usd=5.0, period="day", rpm=100, models=["up-openai/*"])
+        await create_key(db, "team-b", tpm=1000)
+        await revoke_key(db, "team-b")
+    finally:
+        await db.close()
+    running = await gateway(with_admin_key(config(upstream, usage_store=store_url)))
+    oai = openai.AsyncOpenAI(base_url=running.openai_url, api_key=token, max_retries=0)
+    upstream.reply(Reply(body=chat("gpt-dash")))
+    await oai.chat.completions.create(model="up-openai/gpt-dash", messages=[{"role": "user", "content": "hi"}])
+    deadline = time.monotonic() + 30
+    while True:
+        status, _, keys = await get(running.url + "/ui/api/keys", ADMIN_KEY)
+        assert status == 200
+        if (keys["data"] and keys["data"][0]["spent_usd"]) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert keys["available"] is True
+    team_a, team_b = keys["data"]
+    assert set(team_a) == set(KEY_FIELDS)
+    assert team_a["name"] == "team-a" and team_a["state"] == "active" and team_a["period"] == "day"
+    assert team_a["budget_usd"] == 5.0 and team_a["rpm"] == 100 and team_a["models"] == ["up-openai/*"]
+    assert team_a["spent_usd"] == pytest.approx(OPENAI_COST)
+    assert team_a["remaining_usd"] == pytest.approx(5.0 - OPENAI_COST)
+    assert team_a["resets_at"] > time.time()
+    assert team_b["name"] == "team-b" and team_b["state"] == "revoked" and team_b["revoked"] is not None
+    assert token not in json.dumps(keys) and key.hash not in json.dumps(keys)
+    # a gateway key is not the admin key: the panel stays closed to it
+    assert (await get(running.url + "/ui/api/keys", token))[0] == 403
 
-    async def list_keys(db: Any) -> list[dict[str, Any]]:
-        await db.fetch("SELECT 1")  # a real read on the gateway's own store
-        return rows
 
-    module.list_keys = list_keys  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dragoman.store.keys", module)
-    running = await gateway(config(upstream))
-    status, _, keys = await get(running.url + "/ui/api/keys")
-    assert status == 200 and keys["available"] is True
-    [key] = keys["data"]
-    assert key == {**dict.fromkeys(KEY_FIELDS), **{k: v for k, v in rows[0].items() if k != "hash"}}
-    assert "h-secret" not in str(keys) and "hash" not in key
-
-    async def no_table(db: Any) -> list[dict[str, Any]]:
-        await db.fetch("SELECT name FROM gateway_keys_that_do_not_exist")
-        return []
-
-    module.list_keys = no_table  # type: ignore[attr-defined]
+async def test_the_keys_panel_without_a_key_store(gateway, upstream):
+    running = await gateway(config(upstream, virtual_keys=False))
     assert (await get(running.url + "/ui/api/keys"))[2] == {"available": False, "data": []}

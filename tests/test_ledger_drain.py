@@ -100,6 +100,7 @@ default_provider = "up-openai"
 retries = 0
 shutdown_grace = 0.5
 usage_store = "{store}"
+virtual_keys = false  # no gateway keys here: with them on, a store down from the start leaves the keys unknown and requests refused
 log_level = "info"
 
 [providers.up-openai]

@@ -51,6 +51,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 SECONDS = ("retry_backoff", "retry_backoff_max", "retry_after_max", "shutdown_grace")
 Strategy = Literal["fallback", "weighted", "least-busy"]
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(Exception):
@@ -83,7 +84,9 @@ class ServerConfig(Table):
     workers: Positive = 1
     log_level: LogLevel = "warning"
     reasoning_memory: Positive = 10_000  # tool-call ids remembered for reasoning replay (in memory)
-    reasoning_store: str = "memory"  # or redis://host:port/db, shared by every worker and instance
+    # "memory", or redis://host:port/db shared by every worker and instance; unset: server.redis if
+    # that is set, else memory
+    reasoning_store: str = ""
     reasoning_ttl: Positive = 86_400  # seconds a remembered entry lives in a shared store
     # Keys clients must present (Authorization: Bearer, or x-api-key). Empty: no client auth,
     # which is why the default host is loopback.
@@ -107,14 +110,30 @@ class ServerConfig(Table):
     usage_retention_days: int = 90  # 0 keeps every row
     usage_journal_mb: int = 256  # the spill file's bound while the store is down
     log_bodies: bool = False  # keep request and response bodies in the ledger (redacted)
+    # Operations. One access-log line per request at the default level; "json" makes every log line
+    # (the access log's included) one JSON object.
+    access_log: bool = True
+    log_format: Literal["text", "json"] = "text"
+    metrics: bool = True  # GET /metrics, Prometheus text format
+    metrics_public: bool = False  # /metrics without the admin key (a scraper on a trusted network)
+    # Protects /v1/usage, /v1/keys, /metrics and /ui. Unset: those take one of server.api_keys, and
+    # are open only while the gateway asks no key at all.
+    admin_key: NonEmpty | None = None
+    virtual_keys: bool = True  # gateway keys kept in the usage store (`dragoman keys`)
+    key_cache_ttl: Annotated[float, msgspec.Meta(ge=0.5)] = 5.0  # how soon every instance sees a new or revoked key
+    # redis://...: rate limits, budget counters, cooldowns and the reasoning memory, shared by every
+    # worker and instance; when it is down each instance goes on alone (and logs it)
+    redis: NonEmpty | None = None
+    redis_prefix: NonEmpty = "dragoman:"  # of every key the gateway writes there
 
     def check(self) -> None:
-        if self.reasoning_store not in ("", "memory") and not self.reasoning_store.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
+        if self.reasoning_store not in ("", "memory") and not self.reasoning_store.startswith(REDIS_SCHEMES):
             raise Invalid("reasoning_store", "must be 'memory' or a redis:// URL")
-        if self.shared_reasoning and importlib.util.find_spec("redis") is None:
-            raise Invalid("reasoning_store", "a Redis store needs the redis package: pip install 'dragoman[redis]'")
+        if self.redis is not None and not self.redis.startswith(REDIS_SCHEMES):
+            raise Invalid("redis", "must be a redis://, rediss:// or unix:// URL")
+        if (self.shared_reasoning or self.redis) and importlib.util.find_spec("redis") is None:
+            key = "redis" if self.redis else "reasoning_store"
+            raise Invalid(key, "Redis needs the redis package: pip install 'dragoman[redis]'")
         for key in ("keepalive_timeout", "body_timeout", "send_timeout", *SECONDS):
             if not math.isfinite(getattr(self, key)):
                 raise Invalid(key, "must be a finite number of seconds")
@@ -136,8 +155,15 @@ class ServerConfig(Table):
             raise Invalid("usage_journal_mb", "must be at least 1")
 
     @property
+    def reasoning_url(self) -> str:
+        """Where the reasoning memory lives: "memory" or a Redis URL."""
+        if self.reasoning_store == "" and self.redis:
+            return self.redis
+        return self.reasoning_store or "memory"
+
+    @property
     def shared_reasoning(self) -> bool:
-        return self.reasoning_store not in ("", "memory")
+        return self.reasoning_url != "memory"
 
 
 class RouteConfig(Table):
@@ -238,7 +264,7 @@ class Config:
 
 
 # Keys whose values never appear in an error message.
-SECRET_KEYS = ("server.secret", "server.api_keys")
+SECRET_KEYS = ("server.secret", "server.api_keys", "server.admin_key", "server.redis")
 
 SECTIONS = ("server", "providers", "aliases", "routes", "prices", "router", "clients")
 

@@ -48,6 +48,15 @@ def no_gateway_keys(key: str) -> bool:
     return False
 
 
+def any_of(tests: Sequence[Callable[[str], bool]]) -> Callable[[str], bool]:
+    """A key is a gateway key when any of the tests says so."""
+    if not tests:
+        return no_gateway_keys
+    if len(tests) == 1:
+        return tests[0]
+    return lambda key: any(test(key) for test in tests)
+
+
 def client_key(headers: Mapping[str, str], is_gateway_key: Callable[[str], bool] = no_gateway_keys) -> str | None:
     """The client's own provider key: the first presented key that is not a gateway key."""
     for key in presented_keys(headers):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from dragoman import credentials
 from dragoman import providers as catalog
@@ -19,7 +20,13 @@ from dragoman.prices import PriceTable
 from dragoman.providers.base import Provider
 from dragoman.routing import Router
 from dragoman.seal import AesGcmSealer, make_sealer
+from dragoman.store import ledger
+from dragoman.store.cooldowns import RedisBoard
+from dragoman.store.db import Database, StoreError
+from dragoman.store.keys import KeyRing, Limits
+from dragoman.store.keys.ring import cache_path_for
 from dragoman.store.reasoning import ReasoningStore, RedisUnavailable, open_store
+from dragoman.store.redis_link import RedisLink
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.health import Health
 from dragoman.trip.outcome import Sinks
@@ -44,6 +51,9 @@ class Gateway:
     draining: bool = False  # shutting down: new trips are refused
     models: ModelDiscovery = field(default_factory=ModelDiscovery)  # what `/v1/models` lists, cached
     is_gateway_key: Callable[[str], bool] = credentials.no_gateway_keys
+    redis: RedisLink | None = None  # server.redis: limits, budgets and cooldowns shared by every instance
+    keys: KeyRing | None = None  # gateway keys from the usage store; None when off
+    limits: Limits | None = None  # what each of those keys may do
 
     @classmethod
     def from_config(cls, config: Config, reasoning: ReasoningStore | None = None) -> Gateway:
@@ -73,8 +83,11 @@ class Gateway:
                 raise ConfigError(config.path, f"router.{rule}", f"{target!r}: provider {prefix!r} is disabled")
         router = Router(providers, config.aliases, default, config.routes, known=specs, rules=config.router)
         server = config.server
+        link = RedisLink(server.redis, server.redis_prefix) if server.redis else None
         try:
-            store = reasoning or open_store(server.reasoning_store, server.reasoning_memory, server.reasoning_ttl)
+            store = reasoning or open_store(
+                server.reasoning_url, server.reasoning_memory, server.reasoning_ttl, server.redis_prefix
+            )
         except RedisUnavailable as exc:
             raise ConfigError(config.path, "server.reasoning_store", str(exc)) from None
         gw = cls(
@@ -83,19 +96,36 @@ class Gateway:
             router=router,
             reasoning=store,
             prices=PriceTable.from_config(config.prices),
+            health=Health(RedisBoard(link)) if link is not None else Health(),
+            redis=link,
         )
-        if server.api_keys:
-            gw.is_gateway_key = credentials.matches_any(server.api_keys)
+        if server.virtual_keys and server.usage_store != "off":
+            gw.keys = KeyRing(server.key_cache_ttl, cache_path_for(server.usage_store))
+            gw.limits = Limits(gw.keys, link, gw.usage_database)
+        static = [*server.api_keys, *([server.admin_key] if server.admin_key else [])]
+        tests = [credentials.matches_any(static)] if static else []
+        if gw.keys is not None:
+            tests.append(gw.keys.knows)
+        gw.is_gateway_key = credentials.any_of(tests)
         gw.sinks = sinks.build(gw)
         return gw
 
     async def start(self) -> None:
-        """Open what needs the event loop (stores, writers); say if the reasoning store is down
-        (the gateway serves without it until it answers)."""
+        """Open what needs the event loop (stores, writers, the cooldowns' mirror); say if the
+        reasoning store is down (the gateway serves without it until it answers)."""
+        if isinstance(self.health.board, RedisBoard):
+            await self.health.board.start()
         await self.sinks.start()
         problem = await self.reasoning.check()
         if problem is not None:
             log.warning("cannot reach the reasoning store %s: serving without it until it answers", problem)
+
+    async def usage_database(self) -> Database:
+        """The usage store the ledger writes to (StoreError while it is down or off)."""
+        sink = ledger.find(self)
+        if sink is None:
+            raise StoreError('the usage ledger is off (server.usage_store = "off")')
+        return await sink.database(2.0)
 
     def client_key(self, headers: Mapping[str, str]) -> str | None:
         """The client's own provider key in a request's headers (never a gateway key), for
@@ -112,7 +142,9 @@ class Gateway:
     def secrets(self) -> tuple[str, ...]:
         """Every key the gateway holds (each provider's keys, the gateway keys): redacted from
         whatever it logs or keeps."""
-        keys = [s for p in self.providers.values() for s in p.secrets()] + list(self.config.server.api_keys)
+        server = self.config.server
+        keys = [s for p in self.providers.values() for s in p.secrets()] + list(server.api_keys)
+        keys += [server.admin_key or "", urlsplit(server.redis or "").password or ""]
         return tuple(dict.fromkeys(k for k in keys if k))
 
     @property
@@ -122,5 +154,9 @@ class Gateway:
     async def close(self) -> None:
         """Flush the sinks (every queued record is written), then drop connections."""
         await self.sinks.close()
+        if isinstance(self.health.board, RedisBoard):
+            await self.health.board.close()
         await self.upstream.close()
         await self.reasoning.close()
+        if self.redis is not None:
+            await self.redis.close()

@@ -10,7 +10,7 @@ from importlib import import_module
 from dragoman import __version__
 from dragoman.config import ConfigError
 
-COMMANDS = ("serve", "say", "catalog", "agents", "ledger")
+COMMANDS = ("serve", "say", "catalog", "agents", "ledger", "keys")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import sys
 
 from dragoman.cli.common import add_config, config_from, port_number, positive_int
-from dragoman.config import DEFAULT_PORT
+from dragoman.config import DEFAULT_PORT, Config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dragoman.gateway import Gateway
-    from dragoman.server.app import serve
+    from dragoman.observe import logs
+    from dragoman.server.listen import metrics_dir
 
     cfg = config_from(args)
-    logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(cfg.server)
+    with contextlib.ExitStack() as run:
+        if cfg.server.workers > 1 and cfg.server.metrics:
+            run.enter_context(metrics_dir())  # before any metric exists, so every worker writes files
+        return _serve(cfg)
+
+
+def _serve(cfg: Config) -> int:
+    from dragoman.gateway import Gateway
+    from dragoman.server.app import serve
+    from dragoman.server.listen import PortTaken
+
     Gateway.from_config(cfg)  # validate everything before binding the port
     try:
         serve(cfg, cfg.server.host, cfg.server.port, cfg.server.workers)
+    except PortTaken as exc:
+        print(f"dragoman: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if "address already in use" in str(exc):

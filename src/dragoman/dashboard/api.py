@@ -38,7 +38,7 @@ def endpoint(fn: Handler, *, public: bool = False) -> Callable[[web.Request], Aw
         gw = request.app[GATEWAY]
         try:
             if not public:
-                access.authorize(request)
+                await access.authorize(request)
             response = _json(await fn(request, gw))
         except GatewayError as exc:
             response = error_response(exc, "openai")
@@ -90,7 +90,7 @@ def _limit(request: web.Request) -> int:
 
 async def session(request: web.Request, gw: Gateway) -> dict[str, Any]:
     """Public: which key the dashboard needs, and whether this request carried it."""
-    return {"required": access.required(gw), "authorized": access.authorized(request)}
+    return {"required": access.required(gw), "authorized": await access.authorized(request)}
 
 
 async def status(request: web.Request, gw: Gateway) -> dict[str, Any]:
@@ -133,9 +133,7 @@ async def providers(request: web.Request, gw: Gateway) -> dict[str, Any]:
 
 async def gateway_keys(request: web.Request, gw: Gateway) -> dict[str, Any]:
     """Gateway keys with limits and spend; `available: false` when there is no key store."""
-    if ledger.find(gw) is None:
-        return {"available": False, "data": []}  # keys live in the usage store
-    rows = await keys.list_keys(await _database(gw))
+    rows = await keys.list_keys(gw)
     return {"available": rows is not None, "data": rows or []}
 
 

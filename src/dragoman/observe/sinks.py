@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dragoman.sinks")
 
-BUILTIN: tuple[str, ...] = ("dragoman.store.ledger:make_sink",)
+BUILTIN: tuple[str, ...] = (
+    "dragoman.store.ledger:make_sink",
+    "dragoman.store.keys:make_sink",
+    "dragoman.observe.metrics:make_sink",
+    "dragoman.observe.access:make_sink",
+)
 
 
 def _load(ref: str) -> Callable[[Gateway], Sink | None]:

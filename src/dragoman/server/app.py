@@ -6,16 +6,23 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from dragoman import dashboard
 from dragoman.config import Config
 from dragoman.gateway import Gateway
-from dragoman.server.fronts import GATEWAY, anthropic, meta, openai, usage
+from dragoman.observe import access, logs
+from dragoman.observe.banner import banner
+from dragoman.observe.metrics import multiprocess
+from dragoman.server.fronts import GATEWAY, REQUEST_ID, admin, anthropic, meta, openai, usage
+from dragoman.server.listen import claim_port
 from dragoman.server.watchdog import SendWatchdog
 
 log = logging.getLogger("dragoman.server")
@@ -29,17 +36,55 @@ ENDPOINTS = [
     ("GET", "/models", meta.models),
     ("GET", "/providers", meta.providers),
     ("GET", "/usage", usage.usage),
+    ("GET", "/keys", admin.list_keys),
+    ("POST", "/keys", admin.create_key),
+    ("DELETE", "/keys/{name}", admin.revoke_key),
 ]
 
 ROUTES = [
     *(web.route(method, prefix + path, handler) for method, path, handler in ENDPOINTS for prefix in ("/v1", "")),
     web.get("/health", meta.health),
+    web.get("/metrics", admin.metrics),
     web.route("*", "/v1/v1/{tail:.*}", meta.doubled_v1),  # a base URL that already ended in /v1
-    web.route("*", "/{tail:.*}", meta.not_found),
+    web.route("*", r"/{tail:[\s\S]*}", meta.not_found),  # any path, a newline in it too
 ]
 
 
 WATCHDOG: web.AppKey[SendWatchdog] = web.AppKey("send_watchdog", SendWatchdog)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+COMPLETIONS = frozenset({openai.chat_completions, anthropic.messages})  # logged from their Outcome
+
+
+def logged(log: access.AccessLog, handler: Handler) -> Handler:
+    """A handler whose requests the access log shows (`plain`) unless an Outcome already did (its
+    reply carries a request id)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            log.plain(request.method, request.path, exc.status, (time.perf_counter() - started) * 1000)
+            raise
+        if REQUEST_ID not in response.headers:
+            log.plain(request.method, request.path, response.status, (time.perf_counter() - started) * 1000)
+        return response
+
+    return handle
+
+
+def routes_for(gw: Gateway) -> list[web.RouteDef]:
+    """ROUTES, the ones that are not completions wrapped for the access log when it is on."""
+    log = access.find(gw)
+    if log is None:
+        return list(ROUTES)
+    return [
+        r if r.handler in COMPLETIONS else web.RouteDef(r.method, r.path, logged(log, r.handler), r.kwargs)
+        for r in ROUTES
+    ]
 
 
 def make_app(gw: Gateway) -> web.Application:
@@ -48,7 +93,7 @@ def make_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     dashboard.mount(app, gw)  # /ui: the web dashboard, its own sub-application
     app[WATCHDOG] = watchdog = SendWatchdog(gw.config.server.send_timeout)
-    app.add_routes(ROUTES)
+    app.add_routes(routes_for(gw))
     app.on_cleanup.append(watchdog.stop)
 
     async def close_upstream(app: web.Application) -> None:
@@ -97,7 +142,9 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Callable[[int], None] | None) -> None:
+def _worker(config: Config, host: str, port: int, workers: int, report: Any | None) -> None:
+    """One serving process. `report` (several workers) is the parent's queue: ("ready", banner) once
+    listening, ("failed", why) when it cannot; a single worker prints its banner itself."""
     install_uvloop()
 
     async def main() -> None:
@@ -113,13 +160,26 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, ready: Calla
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # before "listening": a signal right after it is a clean stop
             loop.add_signal_handler(sig, on_signal)
-        runner, bound = await start(gw, host, port, reuse_port=reuse_port)
-        if ready is not None:
-            ready(bound)
+        try:
+            runner, bound = await start(gw, host, port, reuse_port=workers > 1)
+        except OSError as exc:
+            await gw.close()
+            if report is None:
+                raise
+            report.put(("failed", exc.strerror or str(exc)))
+            return
+        text = banner(gw, host, bound, workers)
+        if report is not None:
+            report.put(("ready", text))
+        else:
+            print(text, flush=True)
         await stop.wait()
         await drain(runner, gw, config.server.shutdown_grace, hurry)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        logs.flush()
 
 
 async def drain(runner: web.AppRunner, gw: Gateway, grace: float, hurry: asyncio.Event) -> None:
@@ -152,33 +212,28 @@ async def drain(runner: web.AppRunner, gw: Gateway, grace: float, hurry: asyncio
     await runner.cleanup()  # closes the gateway: the sinks flush what they hold
 
 
-def _announce(host: str, workers: int) -> Callable[[int], None]:
-    def ready(port: int) -> None:
-        print(
-            f"dragoman listening on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})",
-            flush=True,
-        )
-
-    return ready
-
-
 def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
-    if workers <= 1:
-        _worker(config, host, port, False, _announce(host, 1))
-        return
+    """Serve until SIGINT/SIGTERM. Raises PortTaken when the port is not free (a second `serve` on
+    it included), OSError when a worker cannot listen."""
+    with claim_port(host, port) as port:
+        if workers <= 1:
+            _worker(config, host, port, 1, None)
+            return
+        _serve_workers(config, host, port, workers)
+
+
+def _serve_workers(config: Config, host: str, port: int, workers: int) -> None:
     if not config.server.shared_reasoning:
         log.warning(
             "%d workers with the in-memory reasoning store: each worker remembers only the reasoning it saw, so a "
-            "tool-call turn that lands on another worker cannot get it back; set server.reasoning_store to a "
-            'redis:// URL (pip install "dragoman[redis]") to share it',
+            "tool-call turn that lands on another worker cannot get it back; set server.redis (or "
+            'server.reasoning_store) to a redis:// URL (pip install "dragoman[redis]") to share it',
             workers,
         )
     # several processes share the port through SO_REUSEPORT: the kernel balances connections
     ctx = multiprocessing.get_context("fork")
-    procs = [
-        ctx.Process(target=_worker, args=(config, host, port, True, _announce(host, workers) if i == 0 else None))
-        for i in range(workers)
-    ]
+    report: Any = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(config, host, port, workers, report)) for _ in range(workers)]
     for p in procs:
         p.start()
 
@@ -189,5 +244,36 @@ def serve(config: Config, host: str, port: int, workers: int = 1) -> None:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    for p in procs:
-        p.join()
+    try:
+        texts = _await_workers(procs, report)
+        print(texts[0], flush=True)
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            for p in procs:
+                if p.pid is not None:
+                    mp.mark_process_dead(p.pid)  # type: ignore[no-untyped-call]
+
+
+def _await_workers(procs: list[Any], report: Any) -> list[str]:
+    """Every worker's banner once all listen; OSError naming why when one cannot."""
+    texts: list[str] = []
+    while len(texts) < len(procs):
+        try:
+            kind, text = report.get(timeout=0.2)
+        except queue.Empty:
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                raise OSError(f"a worker exited with status {dead[0].exitcode} while starting") from None
+            continue
+        if kind == "failed":
+            raise OSError(text)
+        texts.append(text)
+    return texts

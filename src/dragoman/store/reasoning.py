@@ -243,10 +243,11 @@ def _reason(exc: BaseException) -> str:
     return redact(text.splitlines()[0][:200]) if text else type(exc).__name__
 
 
-def open_store(spec: str, max_entries: int, ttl: int) -> ReasoningStore:
-    """`memory` (the default) or a `redis://` / `rediss://` / `unix://` URL."""
+def open_store(spec: str, max_entries: int, ttl: int, prefix: str = "dragoman:") -> ReasoningStore:
+    """`memory` (the default) or a `redis://` / `rediss://` / `unix://` URL; `prefix` starts every
+    key (`server.redis_prefix`), so deployments sharing one Redis keep apart."""
     if spec in ("", "memory"):
         return MemoryReasoningStore(max_entries)
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisReasoningStore(spec, ttl)
+        return RedisReasoningStore(spec, ttl, prefix=prefix + "reasoning:")
     raise ValueError(f"unknown reasoning store {spec!r}: use 'memory' or a redis:// URL")

@@ -8,7 +8,6 @@ sinks. Errors leave in the client's own envelope, with the request id.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from typing import Any
@@ -17,9 +16,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from dragoman import dialects
-from dragoman.credentials import presented_keys
 from dragoman.errors import (
-    AuthenticationFailed,
     GatewayError,
     InvalidRequest,
     Overloaded,
@@ -28,6 +25,7 @@ from dragoman.errors import (
     redact,
 )
 from dragoman.gateway import Gateway
+from dragoman.server.auth import Identity, authenticate, require_admin
 from dragoman.server.body import parse_json, read_body
 from dragoman.server.clients import family
 from dragoman.trip import policy
@@ -48,22 +46,16 @@ def gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
-def check_client_key(request: web.Request) -> str | None:
-    """When `server.api_keys` is set, a request must carry one of them in either SDK's header (the
-    other header may then carry the client's own provider key, see `dragoman.credentials`).
-    Returns the key's name, never the key."""
-    keys = request.app[GATEWAY].config.server.api_keys
-    if not keys:
-        return None
-    for given in presented_keys(request.headers):
-        # surrogateescape: a header's undecodable bytes compare as themselves rather than raising
-        presented = given.encode("utf-8", "surrogateescape")
-        for i, key in enumerate(keys):
-            if hmac.compare_digest(presented, key.encode()):
-                return f"api_keys[{i}]"
-    raise AuthenticationFailed(
-        "missing or unknown gateway key: send one of server.api_keys as a Bearer token or x-api-key"
-    )
+async def check_client_key(request: web.Request) -> Identity | None:
+    """When the gateway asks for keys (`server.api_keys`, `server.admin_key`, or any key made with
+    `dragoman keys`), a request must carry one in either SDK's header (the other header may then carry
+    the client's own provider key, see `dragoman.credentials`). See `server.auth`."""
+    return await authenticate(request, request.app[GATEWAY])
+
+
+async def check_admin(request: web.Request) -> Identity | None:
+    """The admin endpoints' check (`/v1/usage`, `/v1/keys`, `/metrics`, `/ui`)."""
+    return await require_admin(request, request.app[GATEWAY])
 
 
 def error_response(error: GatewayError, dialect: str, request_id: str | None = None) -> web.Response:
@@ -157,13 +149,15 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
     raw = b""
     client_key: str | None = None
     try:
-        key_name = check_client_key(request)
-        outcome.key_name = key_name
+        identity = await check_client_key(request)
+        key_name = outcome.key_name = identity.name if identity is not None else None
         client_key = gw.client_key(request.headers)
         raw = await read_body(request, gw.max_body, gw.config.server.body_timeout)
         body = await parse_json(raw)
         caller = Caller(headers=request.headers, key_name=key_name, client_key=client_key)
         trip = plan(gw, front, raw, body, caller, outcome)
+        if identity is not None and identity.key is not None and gw.limits is not None:
+            await gw.limits.admit(identity.key, trip)  # its models, budget, RPM and TPM: before any upstream call
         trip.started = started
         trip.task = asyncio.current_task()
         gw.inflight.add(trip)
@@ -267,7 +261,7 @@ def _record(gw: Gateway, outcome: Outcome, started: float) -> None:
 async def guarded(request: web.Request, dialect: str, handle: Any) -> web.StreamResponse:
     """Run a non-completion handler behind the client-key check; failures leave in the client's envelope."""
     try:
-        check_client_key(request)
+        await check_client_key(request)
         result: web.StreamResponse = await handle()
         return result
     except GatewayError as exc:

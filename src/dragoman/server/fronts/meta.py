@@ -23,9 +23,9 @@ def _envelope(request: web.Request) -> str:
     return "anthropic" if path.startswith("/messages") or "anthropic-version" in request.headers else "openai"
 
 
-def _refused(request: web.Request) -> web.Response | None:
+async def _refused(request: web.Request) -> web.Response | None:
     try:
-        check_client_key(request)
+        await check_client_key(request)
     except GatewayError as exc:
         return error_response(exc, _envelope(request))
     return None
@@ -33,7 +33,7 @@ def _refused(request: web.Request) -> web.Response | None:
 
 async def models(request: web.Request) -> web.Response:
     """Both list shapes: Anthropic's when the client sends `anthropic-version`, OpenAI's otherwise."""
-    refused = _refused(request)
+    refused = await _refused(request)
     if refused is not None:
         return refused
     gw = gateway(request)
@@ -103,7 +103,7 @@ def _dialect(p: Provider) -> str:
 
 
 async def providers(request: web.Request) -> web.Response:
-    refused = _refused(request)
+    refused = await _refused(request)
     if refused is not None:
         return refused
     gw = gateway(request)

@@ -1,6 +1,6 @@
 """`GET /v1/usage`: the ledger's totals as JSON (what `dragoman usage --json` prints), for the
 dashboard. Query parameters: `by` (provider, model, key, day, client) and `since` (30m, 7d, a
-date, or epoch seconds). Behind the client-key check like every other endpoint."""
+date, or epoch seconds). An admin endpoint (`server.auth.require_admin`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from dragoman.errors import GatewayError, InvalidRequest, NotFound, Overloaded, encode
-from dragoman.server.fronts import check_client_key, error_response, gateway
+from dragoman.server.fronts import check_admin, error_response, gateway
 from dragoman.store import ledger
 from dragoman.store.db import StoreError
 from dragoman.store.ledger import query
@@ -20,7 +20,7 @@ log = logging.getLogger("dragoman.server.fronts")
 async def usage(request: web.Request) -> web.Response:
     dialect = "anthropic" if "anthropic-version" in request.headers else "openai"
     try:
-        check_client_key(request)
+        await check_admin(request)
         sink = ledger.find(gateway(request))
         if sink is None:
             raise NotFound('the usage ledger is off (server.usage_store = "off")')

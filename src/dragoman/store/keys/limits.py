@@ -1,0 +1,373 @@
+"""What a gateway key may do, checked before the upstream call: its models, requests and tokens per
+minute, and its budget for the period.
+
+    admit(key, trip)   models → budget → RPM → TPM, or the client's error (403, 402, 429 + retry-after)
+    record(outcome)    a sink: the tokens and cost of every finished request go to the key's counters
+
+Rates are a sliding minute (this minute's count plus the last one's, weighted by how much of it is
+still inside the last 60 s). With `server.redis`, the counters are Redis keys every instance shares:
+`admit` is one pipelined round trip, and `record` adds in batches (never an UPDATE per request).
+Without it, or while Redis is down, they are this process's own. The spend against a budget is the
+larger of the counter and what the ledger has for the period (read every SPEND_SYNC s): spend
+survives restarts and a flushed Redis, and workers without Redis see each other's within that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dragoman.errors import BillingError, PermissionDenied, RateLimited
+from dragoman.store.db import Database
+from dragoman.store.keys.admin import spend_since
+from dragoman.store.keys.records import GatewayKey, Period, period_bounds, when
+from dragoman.store.keys.ring import KeyRing
+from dragoman.store.redis_link import RedisLink
+from dragoman.trip.outcome import Outcome
+
+if TYPE_CHECKING:
+    from dragoman.trip.plan import Trip
+
+log = logging.getLogger("dragoman.keys")
+
+SPEND_SYNC = 30.0  # seconds between reads of the ledger's spend per key
+FLUSH_AFTER = 0.05  # seconds the batch of counter increments gathers before it goes to Redis
+WINDOW = 60
+ADJECTIVE: dict[Period, str] = {"day": "daily", "week": "weekly", "month": "monthly"}
+
+
+@dataclass
+class Counts:
+    """A key's counters at one moment."""
+
+    requests_prev: float = 0.0
+    requests: float = 0.0  # this minute, this request included
+    tokens_prev: float = 0.0
+    tokens: float = 0.0
+    spend: float = 0.0  # this period, USD
+
+
+def estimate(prev: float, cur: float, elapsed: float) -> float:
+    """The sliding minute: this minute's count plus the share of the last minute still inside it."""
+    return prev * max(WINDOW - elapsed, 0.0) / WINDOW + cur
+
+
+def wait_seconds(prev: float, cur: float, elapsed: float, fits: Callable[[float], bool]) -> int:
+    """Whole seconds until the sliding count `fits` (at most two minutes)."""
+    for t in range(1, 2 * WINDOW + 1):
+        at = elapsed + t
+        if at < WINDOW:
+            value = estimate(prev, cur, at)
+        elif at < 2 * WINDOW:
+            value = estimate(cur, 0.0, at - WINDOW)
+        else:
+            value = 0.0
+        if fits(value):
+            return t
+    return 2 * WINDOW
+
+
+def tokens_of(outcome: Outcome) -> int:
+    u = outcome.usage
+    if u is None:
+        return 0
+    return u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens
+
+
+class Limits:
+    name = "key_limits"
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        link: RedisLink | None = None,
+        database: Callable[[], Awaitable[Database]] | None = None,
+    ) -> None:
+        self.ring = ring
+        self.link = link
+        self._database = database
+        self._minutes: dict[tuple[str, str, int], float] = {}  # (key id, r|t, minute) -> count
+        self._spend: dict[tuple[str, float], float] = {}  # (key id, period start) -> USD, this process
+        self._ledger: dict[tuple[str, float], float] = {}  # (key id, period start) -> USD, the ledger's
+        self._pending: dict[tuple[str, int, float], list[float]] = {}  # (key id, minute, period start) -> [tok, usd]
+        self._minute = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._syncing: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- the admission check ---------------------------------------------------------------------
+
+    async def admit(self, key: GatewayKey, trip: Trip) -> None:
+        route = trip.route
+        if key.models and not (key.allows(trip.model, route.name) or all(key.allows(t.label) for t in route.targets)):
+            raise PermissionDenied(
+                f"gateway key {key.name!r} may not use model {trip.model!r} (allowed: {', '.join(key.models)})"
+            )
+        if key.budget_usd is None and key.rpm is None and key.tpm is None:
+            return
+        now = time.time()
+        minute = int(now // WINDOW)
+        elapsed = now - minute * WINDOW
+        start, end = period_bounds(key.period, now)
+        counts = await self._counts(key, minute, start)
+        if key.budget_usd is not None and counts.spend >= key.budget_usd:
+            await self._undo(key, minute)
+            raise BillingError(
+                f"gateway key {key.name!r} has used its {ADJECTIVE[key.period]} budget: ${counts.spend:.2f} of "
+                f"${key.budget_usd:.2f}; it resets at {when(end)}",
+                headers={"x-should-retry": "false", "x-dragoman-budget-reset": str(int(end))},
+            )
+        if key.rpm is not None and estimate(counts.requests_prev, counts.requests, elapsed) > key.rpm:
+            await self._undo(key, minute)
+            rpm = key.rpm
+            wait = wait_seconds(counts.requests_prev, counts.requests - 1, elapsed, lambda v: v + 1 <= rpm)
+            raise RateLimited(
+                f"gateway key {key.name!r} is over its limit of {key.rpm} requests per minute; retry in {wait} s",
+                headers={"retry-after": str(wait)},
+            )
+        if key.tpm is not None and estimate(counts.tokens_prev, counts.tokens, elapsed) >= key.tpm:
+            await self._undo(key, minute)
+            tpm = key.tpm
+            wait = wait_seconds(counts.tokens_prev, counts.tokens, elapsed, lambda v: v < tpm)
+            raise RateLimited(
+                f"gateway key {key.name!r} is over its limit of {key.tpm} tokens per minute; retry in {wait} s",
+                headers={"retry-after": str(wait)},
+            )
+
+    async def _counts(self, key: GatewayKey, minute: int, start: float) -> Counts:
+        """Counts a request (when the key has an RPM) and reads the counters: Redis when it is
+        there and answering, this process's own otherwise."""
+        self._roll(minute)
+        kid = key.key_id
+        if key.rpm is not None:
+            self._bump((kid, "r", minute), 1)
+        local = Counts(
+            requests_prev=self._minutes.get((kid, "r", minute - 1), 0.0),
+            requests=self._minutes.get((kid, "r", minute), 0.0),
+            tokens_prev=self._minutes.get((kid, "t", minute - 1), 0.0),
+            tokens=self._minutes.get((kid, "t", minute), 0.0),
+            spend=self._spend.get((kid, start), 0.0),
+        )
+        link = self.link
+        if link is not None and link.usable():
+            try:
+                shared = await self._redis_counts(link, key, minute, start)
+            except link.errors as exc:
+                link.failed(exc, "rate limits and budgets are counted")
+            else:
+                link.succeeded()
+                local = shared
+        local.spend = max(local.spend, self._ledger.get((kid, start), 0.0))
+        return local
+
+    async def _redis_counts(self, link: RedisLink, key: GatewayKey, minute: int, start: float) -> Counts:
+        kid = key.key_id
+        r_now, r_prev = link.key("rl", kid, "r", str(minute)), link.key("rl", kid, "r", str(minute - 1))
+        t_now, t_prev = link.key("rl", kid, "t", str(minute)), link.key("rl", kid, "t", str(minute - 1))
+        async with link.redis.pipeline(transaction=False) as pipe:
+            if key.rpm is not None:
+                pipe.incr(r_now)
+                pipe.expire(r_now, 3 * WINDOW)
+            pipe.mget([r_prev, r_now, t_prev, t_now, link.key("spend", kid, str(int(start)))])
+            replies = await pipe.execute()
+        values = [float(v) if v is not None else 0.0 for v in replies[-1]]
+        return Counts(*values)
+
+    async def _undo(self, key: GatewayKey, minute: int) -> None:
+        """A refused request does not count against the rate."""
+        if key.rpm is None:
+            return
+        self._bump((key.key_id, "r", minute), -1)
+        link = self.link
+        if link is not None and link.up:
+            try:
+                await link.redis.decr(link.key("rl", key.key_id, "r", str(minute)))
+            except link.errors as exc:
+                link.failed(exc, "rate limits and budgets are counted")
+
+    def _bump(self, slot: tuple[str, str, int], amount: float) -> None:
+        self._minutes[slot] = self._minutes.get(slot, 0.0) + amount
+
+    def _roll(self, minute: int) -> None:
+        if minute != self._minute:
+            self._minute = minute
+            self._minutes = {k: v for k, v in self._minutes.items() if k[2] >= minute - 1}
+
+    # -- the sink: spend and tokens of finished requests -----------------------------------------
+
+    def record(self, outcome: Outcome) -> None:
+        name = outcome.key_name
+        if name is None:
+            return
+        key = self.ring.by_name.get(name)
+        if key is None:
+            return
+        tokens = tokens_of(outcome)
+        cost = outcome.cost_usd or 0.0
+        if not tokens and not cost:
+            return
+        now = time.time()
+        minute = int(now // WINDOW)
+        self._roll(minute)
+        start = period_bounds(key.period, now)[0]
+        if tokens:
+            self._bump((key.key_id, "t", minute), tokens)
+        if cost:
+            slot = (key.key_id, start)
+            self._spend[slot] = self._spend.get(slot, 0.0) + cost
+        if self.link is not None:
+            pending = self._pending.setdefault((key.key_id, minute, start), [0.0, 0.0])
+            pending[0] += tokens
+            pending[1] += cost
+            self._wake.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._database is not None:
+            self.ring.on_load.append(self._keys_changed)
+            await self.ring.start(self._database)
+            await self._sync_spend()
+            self._tasks.append(loop.create_task(self._spend_loop(), name="dragoman-key-spend"))
+        if self.link is not None:
+            self._tasks.append(loop.create_task(self._flusher(), name="dragoman-key-counters"))
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in [*self._tasks, *([self._syncing] if self._syncing is not None else [])]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.link is not None and self._pending and self.link.up:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._flush(self.link), 1.0)
+        await self.ring.close()
+
+    async def _flusher(self) -> None:
+        link = self.link
+        assert link is not None
+        while not self._closing:
+            await self._wake.wait()
+            await asyncio.sleep(FLUSH_AFTER)  # let a batch gather
+            self._wake.clear()
+            if not self._pending or not link.usable():
+                continue
+            try:
+                await self._flush(link)
+                link.succeeded()
+            except link.errors as exc:
+                link.failed(exc, "rate limits and budgets are counted")
+                await asyncio.sleep(0.5)
+                self._wake.set()
+
+    async def _flush(self, link: RedisLink) -> None:
+        pending, self._pending = self._pending, {}
+        now = time.time()
+        try:
+            async with link.redis.pipeline(transaction=False) as pipe:
+                for (kid, minute, start), (tokens, cost) in pending.items():
+                    if tokens:
+                        slot = link.key("rl", kid, "t", str(minute))
+                        pipe.incrby(slot, int(tokens))
+                        pipe.expire(slot, 3 * WINDOW)
+                    if cost:
+                        slot = link.key("spend", kid, str(int(start)))
+                        pipe.incrbyfloat(slot, cost)
+                        pipe.expireat(slot, int(max(start, now) + 40 * 86_400))  # past any period's end
+                await pipe.execute()
+        except BaseException:
+            for where, (tokens, cost) in pending.items():  # kept for the next try
+                kept = self._pending.setdefault(where, [0.0, 0.0])
+                kept[0] += tokens
+                kept[1] += cost
+            raise
+
+    def _keys_changed(self) -> None:
+        """A key made or changed elsewhere: its spend is read now, not at the next sync."""
+        with contextlib.suppress(RuntimeError):  # no running loop: the next sync reads it
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_spend())
+
+    async def _spend_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(SPEND_SYNC)
+            await self._sync_spend()
+
+    async def _sync_spend(self) -> None:
+        """The ledger's spend per key for its current period (one query per period in use)."""
+        if self._database is None or not self.ring.by_id:
+            return
+        now = time.time()
+        by_period: dict[Period, list[GatewayKey]] = {}
+        for key in self.ring.by_id.values():
+            by_period.setdefault(key.period, []).append(key)
+        try:
+            db = await self._database()
+            fresh: dict[tuple[str, float], float] = {}
+            for period, keys in by_period.items():
+                start = period_bounds(period, now)[0]
+                found = await spend_since(db, [k.name for k in keys], start)
+                for key in keys:
+                    fresh[(key.key_id, start)] = found.get(key.name, 0.0)
+        except Exception as exc:
+            log.info("gateway keys: cannot read spend from the ledger (%s); keeping the last read", exc)
+            return
+        self._ledger = fresh
+
+    # -- what the dashboard and `/v1/keys` read --------------------------------------------------
+
+    async def snapshot(self, keys: list[GatewayKey]) -> dict[str, Counts]:
+        """Each key's counters now, by key id (Redis when there; never counts a request)."""
+        now = time.time()
+        minute = int(now // WINDOW)
+        out: dict[str, Counts] = {}
+        for key in keys:
+            start = period_bounds(key.period, now)[0]
+            counts = Counts(
+                requests_prev=self._minutes.get((key.key_id, "r", minute - 1), 0.0),
+                requests=self._minutes.get((key.key_id, "r", minute), 0.0),
+                tokens_prev=self._minutes.get((key.key_id, "t", minute - 1), 0.0),
+                tokens=self._minutes.get((key.key_id, "t", minute), 0.0),
+                spend=self._spend.get((key.key_id, start), 0.0),
+            )
+            out[key.key_id] = counts
+        link = self.link
+        if link is not None and keys and link.usable():
+            try:
+                slots: list[str] = []
+                for key in keys:
+                    start = period_bounds(key.period, now)[0]
+                    kid = key.key_id
+                    slots += [
+                        link.key("rl", kid, "r", str(minute - 1)),
+                        link.key("rl", kid, "r", str(minute)),
+                        link.key("rl", kid, "t", str(minute - 1)),
+                        link.key("rl", kid, "t", str(minute)),
+                        link.key("spend", kid, str(int(start))),
+                    ]
+                values: list[Any] = await link.redis.mget(slots)
+                for i, key in enumerate(keys):
+                    got = [float(v) if v is not None else 0.0 for v in values[5 * i : 5 * i + 5]]
+                    out[key.key_id] = Counts(*got)
+            except link.errors as exc:
+                link.failed(exc, "rate limits and budgets are counted")
+        for key in keys:
+            start = period_bounds(key.period, now)[0]
+            counts = out[key.key_id]
+            counts.spend = max(counts.spend, self._ledger.get((key.key_id, start), 0.0))
+        return out
+
+    def rate(self, counts: Counts, now: float | None = None) -> tuple[float, float]:
+        """(requests, tokens) in the sliding minute."""
+        at = time.time() if now is None else now
+        elapsed = at - int(at // WINDOW) * WINDOW
+        return (
+            math.floor(estimate(counts.requests_prev, counts.requests, elapsed) * 100) / 100,
+            math.floor(estimate(counts.tokens_prev, counts.tokens, elapsed)),
+        )
