@@ -24,8 +24,16 @@ TARGET = 0.85
 
 
 def compare(
-    off: System, on: System, args: argparse.Namespace, mock: Mock, loadgen: LoadGen, log_dir: Any
+    off: System,
+    on: System,
+    args: argparse.Namespace,
+    mock: Mock,
+    loadgen: LoadGen,
+    log_dir: Any,
+    title: str = "ops",
 ) -> dict[str, Any]:
+    """`off` and `on` interleaved (see the module's docstring); also serves `--baseline-cmd`, with
+    the earlier Dragoman as `off` and this one, all off, as `on`."""
     res: dict[str, Any] = {"errors": [], "cells": {}, "rounds": args.ops_rounds}
     servers: list[Any] = []
     try:
@@ -81,7 +89,7 @@ def compare(
                     "cpu_ratio": cpu_ratio,
                 }
                 log(
-                    f"  ops {scn.label} c={conc}: off {best[off.name]:,.0f}  on {best[on.name]:,.0f} req/s  "
+                    f"  {title} {scn.label} c={conc}: off {best[off.name]:,.0f}  on {best[on.name]:,.0f} req/s  "
                     f"{ratio:.2f}x (rounds {', '.join(f'{x:.2f}' for x in ratios)}); cpu per request "
                     f"{per[off.name]:.0f} / {per[on.name]:.0f} us: {cpu_ratio:.2f}x"
                 )
@@ -94,17 +102,14 @@ def compare(
     return res
 
 
-def render(res: dict[str, Any], concurrency: list[int]) -> str:
-    head = [
-        "ops: all off vs all on",
-        "conc",
-        "off req/s",
-        "on req/s",
-        "on/off",
-        "off cpu/req",
-        "on cpu/req",
-        "cpu off/on",
-    ]
+def render(
+    res: dict[str, Any],
+    concurrency: list[int],
+    title: str = "ops: all off vs all on",
+    names: tuple[str, str] = ("off", "on"),
+) -> str:
+    a, b = names
+    head = [title, "conc", f"{a} req/s", f"{b} req/s", f"{b}/{a}", f"{a} cpu/req", f"{b} cpu/req", f"cpu {a}/{b}"]
     rows = [head]
     ratios: list[float] = []
     cpu_ratios: list[float] = []

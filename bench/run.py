@@ -173,6 +173,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--workers", type=int, default=1, help="also run dragoman with N workers (scaling row)")
     p.add_argument("--dragoman-cmd", help="command that runs dragoman (default .venv/bin/dragoman)")
+    p.add_argument(
+        "--baseline-cmd",
+        help="command that runs an earlier dragoman (its own checkout and venv): compared, interleaved, with "
+        "this one with the ledger, metrics, access log and keys off (the earlier one had none of them)",
+    )
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument(
         "--noise-retries",
@@ -307,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         loadgen = LoadGen(loadgen_kind, cpus, tmp)
         pair = [s for s in systems if s.name in ("dragoman-off", "dragoman-ops")]
+        baseline = [s for s in systems if s.name == "dragoman-baseline"]
         for system in systems:
-            if system in pair:
+            if system in pair or system in baseline:
                 continue
             log(f"=== {system.label}")
             res = bench_system(system, args, mock, loadgen, results["direct_ttft"], log_dir)
@@ -323,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
             results["ops"] = ops.compare(pair[0], pair[1], args, mock, loadgen, log_dir)
             for e in results["ops"]["errors"]:
                 results["failures"].append({"system": "ops", "critical": True, "error": e})
+        if baseline:
+            now = next(s for s in systems if s.name == "dragoman-off")
+            log("=== the earlier dragoman (--baseline-cmd) vs this one, all off, interleaved")
+            results["baseline"] = ops.compare(baseline[0], now, args, mock, loadgen, log_dir, title="baseline")
+            for e in results["baseline"]["errors"]:
+                results["failures"].append({"system": "baseline", "critical": True, "error": e})
         mock_stats_final = mock.stats()
         results["mock_final_stats"] = mock_stats_final
         stop_all()
@@ -342,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     table = render_table(results, args.concurrency)
     if "ops" in results:
         table += "\n\n" + ops.render(results["ops"], args.concurrency)
+    if "baseline" in results:
+        table += "\n\n" + ops.render(
+            results["baseline"], args.concurrency, "earlier dragoman vs now (all off)", ("then", "now")
+        )
     results["table"] = table
     if "ledger" in results:
         results["ledger_table"], below = ledger_report(

@@ -39,6 +39,7 @@ PORTS = {
     "dragoman-workers": 4101,
     "dragoman-off": 4102,
     "dragoman-ops": 4103,
+    "dragoman-baseline": 4104,
     "bare": 4200,
     "litellm": 4300,
 }
@@ -446,6 +447,8 @@ def build_systems(args: argparse.Namespace, tmp: Path, cpus: CpuLayout) -> list[
                     api_key=key,
                 )
             )
+    if getattr(args, "baseline_cmd", None):
+        systems += baseline_pair(args, tmp, cpus, [s.name for s in systems])
     if "litellm" in wanted:
         lpy = find_litellm_python(args)
         if lpy is None:
@@ -526,3 +529,32 @@ class Mock:
 
     def reset(self) -> None:
         self.stats(reset=True)
+
+
+def baseline_pair(args: argparse.Namespace, tmp: Path, cpus: CpuLayout, have: list[str]) -> list[System]:
+    """`--baseline-cmd`: an earlier Dragoman (e.g. a checkout of v0.1 in its own venv) beside this one
+    with everything the operator can turn off, off (what the earlier one did not have), for the
+    side-by-side comparison of the same scenarios. The earlier one gets the config it understood."""
+    out: list[System] = []
+    if "dragoman-off" not in have:
+        port = PORTS["dragoman-off"]
+        cfg = tmp / "dragoman-off.toml"
+        cfg.write_text(dragoman_config(port, OPS_OFF))
+        cmd = [*dragoman_command(args), "serve", "--config", str(cfg), "--host", HOST, "--port", str(port)]
+        env = {"DRAGOMAN_DATA_DIR": str(tmp / "data-dragoman-off")}
+        out.append(
+            System(
+                "dragoman-off", "dragoman all off", port, "/health", CpuLayout.prefix(cpus.sut_cpus(1)) + cmd, env=env
+            )
+        )
+    port = PORTS["dragoman-baseline"]
+    cfg = tmp / "dragoman-baseline.toml"
+    cfg.write_text(dragoman_config(port, ""))
+    cmd = [*shlex.split(args.baseline_cmd), "serve", "--config", str(cfg), "--host", HOST, "--port", str(port)]
+    env = {"DRAGOMAN_DATA_DIR": str(tmp / "data-dragoman-baseline")}
+    out.append(
+        System(
+            "dragoman-baseline", "dragoman baseline", port, "/health", CpuLayout.prefix(cpus.sut_cpus(1)) + cmd, env=env
+        )
+    )
+    return out
