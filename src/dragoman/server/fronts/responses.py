@@ -270,4 +270,3 @@ def _with_id(item: Any, rid: str, index: int) -> Any:
     out = {"id": f"{prefix}_{rid.removeprefix('resp_')}{index:04d}", **item}
     out.setdefault("type", "message")
     return out
-
