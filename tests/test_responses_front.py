@@ -123,6 +123,10 @@ async def test_sdk_stream_then_replay_restores_each_providers_reasoning(
         assert call.type == "function_call" and call.name == "exec_command"
         assert json.loads(call.arguments) == json.loads(CALL_ARGS)
         assert turn1.usage is not None and turn1.usage.input_tokens == 50 and turn1.usage.output_tokens == 12
+    # turn 2 on another instance of the deployment (same secret, nothing remembered): only the
+    # sealed blob can bring the reasoning back
+    other = await gateway(config(upstream))
+    async with oai(other) as client:
         turn2 = await client.responses.create(
             model=model,
             input=replayed(turn1, call.call_id),  # type: ignore[arg-type]
@@ -145,6 +149,7 @@ async def test_sdk_stream_then_replay_restores_each_providers_reasoning(
     else:
         assistant = next(m for m in sent["messages"] if m["role"] == "assistant")
         assert assistant["tool_calls"][0]["function"]["name"] == "exec_command"
+        assert assistant["thinking"] == REASONING
         assert sent["messages"][-1]["role"] == "tool"
 
 
