@@ -6,12 +6,14 @@ output items (reasoning included) on turn 2 and asserts what the upstream receiv
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import aiohttp
 import openai
 import pytest
 
+from dragoman.observe.logs import ACCESS_LOGGER
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, RunningGateway
 from tests.recorded import cassette
 from tests.responses_helpers import (
@@ -367,3 +369,50 @@ async def test_a_websocket_upgrade_is_told_to_use_http_at_once(upstream: FakeUps
     assert r.status_code == 426 and r.json()["error"]["code"] == "upgrade_required"
     assert plain.status_code == 405
     assert not upstream.seen
+
+
+async def test_a_fallback_route_metrics_and_the_access_log_apply_to_the_responses_front(
+    upstream: FakeUpstream, gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route whose first target fails before any byte falls back to a Messages upstream; the
+    access line and the metrics name the front `responses`."""
+    from tests.test_observe import scrape, value
+
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    upstream.reply(
+        Reply(status=503, body=b'{"error":{"message":"overloaded","type":"server_error"}}'),
+        Reply(body=anthropic_tool_stream(), content_type=SSE),
+    )
+    cfg = config(upstream, metrics=True)
+    cfg["routes"] = {"coder": {"targets": ["moonshot/kimi-k2.6", "kimi/kimi-for-coding"]}}
+    gw = await gateway(cfg)
+    async with (
+        oai(gw) as client,
+        client.responses.stream(
+            model="coder",
+            input=[USER],  # type: ignore[list-item]
+            tools=[EXEC_TOOL],  # type: ignore[list-item]
+            reasoning=REASONING_ASK,  # type: ignore[arg-type]
+            include=[ENCRYPTED],
+            store=False,
+        ) as stream,
+    ):
+        final = await stream.get_final_response()
+    assert final.output[-1].type == "function_call"
+    assert [s.path for s in upstream.seen] == ["/v1/chat/completions", "/coding/v1/messages"]
+    line = next(r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER)
+    assert line.startswith("POST /v1/responses 200 front=responses model=coder provider=kimi"), line
+    assert "attempts=2" in line
+    samples = await scrape(gw)
+    assert (
+        value(samples, "dragoman_requests_total", front="responses", provider="kimi", model="other", status="200")
+        + value(
+            samples,
+            "dragoman_requests_total",
+            front="responses",
+            provider="kimi",
+            model="kimi-for-coding",
+            status="200",
+        )
+        == 1
+    )
