@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from dragoman.store.db import Database, open_database
+from dragoman.store.responses import ResponseStore, Stored
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, RunningGateway
 from tests.responses_helpers import (
     ANSWER,
@@ -126,3 +130,27 @@ async def test_without_a_usage_store_store_and_previous_response_id_are_refused_
         with pytest.raises(openai.BadRequestError):
             await client.responses.retrieve(plain.id)
     assert len(upstream.seen) == 1
+
+
+async def test_stored_responses_past_the_retention_are_deleted_by_a_later_write(tmp_path: Path) -> None:
+    db = await open_database(f"sqlite://{tmp_path / 'usage.db'}")
+    try:
+
+        async def database() -> Database:
+            return db
+
+        store = ResponseStore(database, retention_days=30)
+        assert await store.get("resp_none") is None  # creates the table
+        old = time.time() - 31 * 86400
+        await db.execute(
+            "INSERT INTO stored_responses (id, created, key_name, input, response) VALUES (?, ?, ?, ?, ?)",
+            ["resp_old", old, None, "[]", '{"id": "resp_old"}'],
+        )
+        store.save(lambda: Stored("resp_new", None, [USER], {"id": "resp_new", "object": "response", "output": []}))
+        await store.close()
+        assert await store.get("resp_old") is None
+        kept = await store.get("resp_new")
+        assert kept is not None and kept.input == [USER] and kept.response["id"] == "resp_new"
+        assert await store.delete("resp_new") and await store.get("resp_new") is None
+    finally:
+        await db.close()

@@ -142,7 +142,7 @@ class Gateway:
     @cached_property
     def stored_responses(self) -> ResponseStore:
         """Responses kept with `store: true`, in the usage store's database (made on first use)."""
-        return ResponseStore(self.usage_database)
+        return ResponseStore(self.usage_database, self.config.server.usage_retention_days)
 
     @cached_property
     def secrets(self) -> tuple[str, ...]:

@@ -4,9 +4,11 @@ or PostgreSQL), in a migration group of its own.
 
     row = id, created, key_name, input (the turn's whole input, earlier turns' included), response
 
-Writing happens off the reply path: `save` starts a task and returns; a later `get` of the same id
-in this process waits (bounded) for that write first, so a client that chains its next turn at once
-still finds it. A write that fails is logged and forgotten: the reply already went out.
+Writing happens off the reply path: `save` starts a task (which reads the reply and writes the row)
+and returns; a later read in this process waits (bounded) for writes in flight first, so a client
+that chains its next turn at once still finds its response. A write that fails is logged and
+forgotten: the reply already went out. Rows older than `server.usage_retention_days` are deleted,
+at most once an hour, by a write.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ log = logging.getLogger("dragoman.store.responses")
 
 TABLE = "stored_responses"
 WRITE_TIMEOUT = 10.0  # seconds a write may take before it is given up
-PENDING_WAIT = 5.0  # seconds a read waits for this process's write of the same id
+PENDING_WAIT = 5.0  # seconds a read waits for this process's writes in flight
+PRUNE_EVERY = 3600.0  # seconds between two retention passes
 
 _COLUMNS: tuple[Column, ...] = (
     Column("id", "text", "PRIMARY KEY"),
@@ -60,10 +63,12 @@ class Stored:
 class ResponseStore:
     """Stored responses over a database the caller opens (`Gateway.usage_database`)."""
 
-    def __init__(self, database: Callable[[], Awaitable[Database]]) -> None:
+    def __init__(self, database: Callable[[], Awaitable[Database]], retention_days: int = 0) -> None:
         self._database = database
+        self._retention = retention_days * 86400.0
+        self._pruned = 0.0
         self._ready: Database | None = None
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def _db(self) -> Database:
         db = await self._database()
@@ -72,19 +77,22 @@ class ResponseStore:
             self._ready = db
         return db
 
-    def save(self, stored: Stored) -> None:
-        """Write in the background; returns at once."""
-        task = asyncio.create_task(self._write(stored))
-        self._pending[stored.id] = task
-        task.add_done_callback(lambda _t: self._pending.pop(stored.id, None))
+    def save(self, make: Callable[[], Stored | None]) -> None:
+        """Make the row (None: nothing to keep) and write it in the background; returns at once."""
+        task = asyncio.create_task(self._write(make))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
-    async def _write(self, stored: Stored) -> None:
+    async def _write(self, make: Callable[[], Stored | None]) -> None:
+        stored = None
         try:
-            await asyncio.wait_for(self._insert(stored), WRITE_TIMEOUT)
+            stored = make()
+            if stored is not None:
+                await asyncio.wait_for(self._insert(stored), WRITE_TIMEOUT)
         except (StoreError, TimeoutError) as exc:
-            log.warning("could not store response %s: %s", stored.id, exc or "timed out")
+            log.warning("could not store response %s: %s", stored.id if stored else "-", exc or "timed out")
         except Exception:
-            log.exception("could not store response %s", stored.id)
+            log.exception("could not store response %s", stored.id if stored else "-")
 
     async def _insert(self, stored: Stored) -> None:
         db = await self._db()
@@ -96,14 +104,19 @@ class ResponseStore:
             _enc.encode(stored.response).decode(),
         ]
         await db.insert_ignore(TABLE, _COLUMNS, [row], "id")
+        now = time.time()
+        if self._retention and now - self._pruned > PRUNE_EVERY:
+            self._pruned = now
+            removed = await db.execute(f"DELETE FROM {TABLE} WHERE created < ?", [now - self._retention])
+            if removed:
+                log.info("deleted %d stored response(s) older than the retention", removed)
 
-    async def _settled(self, rid: str) -> None:
-        task = self._pending.get(rid)
-        if task is not None:
-            await asyncio.wait({task}, timeout=PENDING_WAIT)
+    async def _settled(self) -> None:
+        if self._pending:  # writes are rare (one per stored response): wait for all of them
+            await asyncio.wait(set(self._pending), timeout=PENDING_WAIT)
 
     async def get(self, rid: str) -> Stored | None:
-        await self._settled(rid)
+        await self._settled()
         db = await self._db()
         rows = await db.fetch(f"SELECT id, key_name, input, response FROM {TABLE} WHERE id = ?", [rid])
         if not rows:
@@ -112,11 +125,11 @@ class ResponseStore:
         return Stored(row["id"], row["key_name"], _dec.decode(row["input"]), _dec.decode(row["response"]))
 
     async def delete(self, rid: str) -> bool:
-        await self._settled(rid)
+        await self._settled()
         db = await self._db()
         return await db.execute(f"DELETE FROM {TABLE} WHERE id = ?", [rid]) > 0
 
     async def close(self) -> None:
         """Let writes in flight finish (bounded)."""
         if self._pending:
-            await asyncio.wait(set(self._pending.values()), timeout=WRITE_TIMEOUT)
+            await asyncio.wait(set(self._pending), timeout=WRITE_TIMEOUT)

@@ -154,13 +154,17 @@ class ResponsesHooks:
     def answered(self, gw: Gateway, trip: Trip) -> None:
         if not self.store or self.size > KEEP_LIMIT or trip.outcome.status != 200:
             return
-        response = final_response(b"".join(self.kept), trip.stream)
-        self.kept = []
-        rid = response.get("id") if response is not None else None
-        if response is None or not isinstance(rid, str):
-            log.info("not storing a response: its reply carried no response object")
-            return
-        gw.stored_responses.save(Stored(rid, self.key_name, self.input, response))
+        kept, self.kept, stream = self.kept, [], trip.stream
+
+        def make() -> Stored | None:  # run by the store's task, off the reply path
+            response = final_response(b"".join(kept), stream)
+            rid = response.get("id") if response is not None else None
+            if response is None or not isinstance(rid, str):
+                log.info("not storing a response: its reply carried no response object")
+                return None
+            return Stored(rid, self.key_name, self.input, response)
+
+        gw.stored_responses.save(make)
 
 
 # -- handlers ------------------------------------------------------------------------------------
