@@ -177,7 +177,7 @@ def validate(system: System, mock: Mock) -> list[dict[str, Any]]:
     """One request per scenario through ``system``; returns a failure record per bad one."""
     failures: list[dict[str, Any]] = []
     with rawhttp.Connection(HOST, system.port, timeout=30) as conn:
-        for scn in SCENARIOS:
+        for scn in system.scenarios():
             mock.reset()
             try:
                 r = conn.request("POST", scn.path, scn.body(), scn.headers(system.api_key))

@@ -118,6 +118,19 @@ def render_table(results: dict[str, Any], concurrency: list[int]) -> str:
     return "\n".join(lines)
 
 
+def responses_ratio(results: dict[str, Any]) -> str:
+    """Dragoman's req/s on a translated Responses stream over a translated Chat Completions stream
+    (OpenAI->Anthropic), per concurrency, measured in the same run ("" when either is missing)."""
+    load = results.get("systems", {}).get("dragoman", {}).get("load", {})
+    chat, responses = load.get("openai-anthropic-stream", {}), load.get("responses-anthropic-stream", {})
+    cells = [
+        f"c={conc} {responses[conc]['rps'] / chat[conc]['rps']:.2f}x"
+        for conc in chat
+        if conc in responses and chat[conc].get("rps") and responses[conc].get("rps")
+    ]
+    return ", ".join(cells)
+
+
 def write_json(results: dict[str, Any], out_path: Path) -> None:
     out_path.write_text(json.dumps(results, indent=2, default=str))
 
@@ -145,6 +158,9 @@ def print_summary(results: dict[str, Any], table: str, args: argparse.Namespace,
     )
     print(f"direct-to-mock TTFT p50/p99 ms (the baseline subtracted above): {direct}")
     print(f"mock upstream peak CPU during load: {max_mock:.0f}% of its core (the SUT should be the bottleneck)")
+    ratio = responses_ratio(results)
+    if ratio:
+        print(f"translated Responses stream / translated Chat Completions stream, dragoman req/s: {ratio}")
     cells = [r for s in results["systems"].values() for c in s.get("load", {}).values() for r in c.values()]
     noisy = [r["foreign_cpu_pct"] for r in cells if r.get("foreign_cpu_pct", 0) > 10]
     if noisy:

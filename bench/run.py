@@ -100,7 +100,7 @@ def bench_system(
             res["errors"].append(f"{len(res['validation'])} scenario(s) returned wrong responses")
 
         res["ttft"] = {}
-        for scn in SCENARIOS:
+        for scn in system.scenarios():
             t = measure_ttfb(
                 system.port,
                 scn.path,
@@ -121,7 +121,7 @@ def bench_system(
 
         sampler = RssSampler(srv)
         res["load"] = {}
-        for scn in SCENARIOS:
+        for scn in system.scenarios():
             for conc in args.concurrency:
                 if not srv.alive():
                     res["errors"].append(f"{system.name} died during load:\n{srv.log_tail()}")

@@ -25,20 +25,21 @@ API_KEY = "bench"
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
+RESPONSES_PATH = "/v1/responses"
 MODELS = {"openai": "mock-openai/gpt-bench", "anthropic": "mock-anthropic/claude-bench"}
-PATHS = {"openai": OPENAI_PATH, "anthropic": ANTHROPIC_PATH}
+PATHS = {"openai": OPENAI_PATH, "anthropic": ANTHROPIC_PATH, "responses": RESPONSES_PATH}
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str  # stable id used in JSON
-    client: str  # dialect the client speaks: "openai" | "anthropic"
+    client: str  # dialect the client speaks: "openai" | "anthropic" | "responses"
     upstream: str  # dialect of the provider the model routes to
     stream: bool
 
     @property
     def label(self) -> str:
-        short = {"openai": "OpenAI", "anthropic": "Anthropic"}
+        short = {"openai": "OpenAI", "anthropic": "Anthropic", "responses": "Responses"}
         kind = "stream" if self.stream else "non-stream"
         return f"{short[self.client]}->{short[self.upstream]} {kind}"
 
@@ -76,6 +77,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("openai-openai-stream", "openai", "openai", True),
     Scenario("openai-anthropic-json", "openai", "anthropic", False),
     Scenario("openai-anthropic-stream", "openai", "anthropic", True),
+    # the Responses front (Codex) translated, beside the translated Chat Completions stream above
+    Scenario("responses-openai-stream", "responses", "openai", True),
+    Scenario("responses-anthropic-stream", "responses", "anthropic", True),
     Scenario("anthropic-anthropic-stream", "anthropic", "anthropic", True),
     Scenario("anthropic-openai-stream", "anthropic", "openai", True),
 )
@@ -95,6 +99,16 @@ def request_body(dialect: str, model: str, stream: bool) -> bytes:
         }
         if stream:
             body["stream_options"] = {"include_usage": True}
+    elif dialect == "responses":
+        body = {  # as Codex sends it: nothing stored, the conversation replayed
+            "model": model,
+            "instructions": "You are a benchmark.",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "Say the pangram."}]}],
+            "max_output_tokens": 64,
+            "temperature": 0,
+            "store": False,
+            "stream": stream,
+        }
     else:
         body = {
             "model": model,
@@ -108,7 +122,7 @@ def request_body(dialect: str, model: str, stream: bool) -> bytes:
 
 
 def client_headers(dialect: str, key: str = API_KEY) -> dict[str, str]:
-    if dialect == "openai":
+    if dialect in ("openai", "responses"):
         return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     return {"Content-Type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
 
@@ -128,6 +142,8 @@ def check_response(scn: Scenario, status: int, content_type: str, body: bytes) -
     try:
         if scn.client == "openai":
             problems += check_openai_stream(body) if scn.stream else check_openai_json(body)
+        elif scn.client == "responses":
+            problems += check_responses_stream(body) if scn.stream else check_responses_json(body)
         else:
             problems += check_anthropic_stream(body) if scn.stream else check_anthropic_json(body)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
@@ -257,3 +273,51 @@ def check_anthropic_stream(body: bytes) -> list[str]:
     if output_tokens != COMPLETION_TOKENS:
         p.append(f"message_delta usage.output_tokens={output_tokens!r}, expected {COMPLETION_TOKENS}")
     return p
+
+
+def _check_responses_object(d: Any, status: str = "completed") -> list[str]:
+    p: list[str] = []
+    if d.get("object") != "response":
+        return [f"object={d.get('object')!r}, expected 'response' (not Responses shape?)"]
+    if d.get("status") != status:
+        p.append(f"status={d.get('status')!r}, expected {status!r}")
+    text = "".join(
+        c.get("text", "")
+        for item in d.get("output") or []
+        if item.get("type") == "message"
+        for c in item.get("content") or []
+        if c.get("type") == "output_text"
+    )
+    if text != FULL_TEXT:
+        p.append(f"output text={text!r}, expected {FULL_TEXT!r}")
+    u = d.get("usage") or {}
+    if (u.get("input_tokens"), u.get("output_tokens"), u.get("total_tokens")) != (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+        PROMPT_TOKENS + COMPLETION_TOKENS,
+    ):
+        p.append(f"usage={u!r}")
+    return p
+
+
+def check_responses_json(body: bytes) -> list[str]:
+    return _check_responses_object(json.loads(body))
+
+
+def check_responses_stream(body: bytes) -> list[str]:
+    events = [json.loads(data) for _ev, data in sse_events(body)]
+    p: list[str] = []
+    types = [e.get("type") for e in events]
+    if not types or types[0] != "response.created":
+        return [f"first event {types[:1]!r}, expected response.created (not Responses shape?)"]
+    if [e.get("sequence_number") for e in events] != list(range(len(events))):
+        p.append("sequence_number is not 0, 1, 2...")
+    for need in ("response.output_item.added", "response.output_text.done", "response.output_item.done"):
+        if need not in types:
+            p.append(f"no {need} event")
+    text = "".join(e.get("delta", "") for e in events if e.get("type") == "response.output_text.delta")
+    if text != FULL_TEXT:
+        p.append(f"streamed text={text!r}, expected {FULL_TEXT!r}")
+    if types[-1] != "response.completed":
+        return [*p, f"last event {types[-1]!r}, expected response.completed"]
+    return p + _check_responses_object(events[-1]["response"])

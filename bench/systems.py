@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import rawhttp
-from scenarios import API_KEY
+from scenarios import API_KEY, SCENARIOS, Scenario
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -282,6 +282,8 @@ class RssSampler:
 
 @dataclass
 class System:
+    """A system under test. `scenarios()` are the ones it serves."""
+
     name: str  # key in results: bare | dragoman | dragoman-w4 | litellm
     label: str
     port: int
@@ -290,11 +292,15 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     passthrough_only: bool = False  # bare: forwards every request to the path it came on
+    clients: tuple[str, ...] = ("openai", "anthropic", "responses")  # the client dialects it serves
     critical: bool = True  # failures here make the run fail
     startup_timeout: float = 60.0
     footprint: tuple[str, list[list[Any]], list[str]] | None = None  # (python, [[dist, extras]], extra dirs)
     ledger: str | None = None  # dragoman: the usage store it runs with (sqlite | postgres | off)
     api_key: str = API_KEY  # what its clients send (dragoman-ops: a gateway key made for the run)
+
+    def scenarios(self) -> tuple[Scenario, ...]:
+        return tuple(s for s in SCENARIOS if s.client in self.clients)
 
 
 def dragoman_command(args: argparse.Namespace) -> list[str]:
@@ -413,6 +419,7 @@ def build_systems(args: argparse.Namespace, tmp: Path, cpus: CpuLayout) -> list[
                 "/health",
                 CpuLayout.prefix(cpus.sut_cpus(1)) + cmd,
                 passthrough_only=True,
+                clients=("openai", "anthropic"),  # the mock serves no /v1/responses to pass through to
                 footprint=(py, [["aiohttp", []], ["msgspec", []], ["uvloop", []]], []),
             )
         )

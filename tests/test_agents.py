@@ -1,7 +1,7 @@
 """`dragoman code` and `dragoman codex` run the real CLIs (installed by tests/agent_clis.py): one
 prompt from Claude Code through the gateway to a scripted upstream, the running-gateway and
 in-process cases, exit status and signals passed through, and the CODEX_HOME that Codex itself
-loads (`codex doctor`). The Codex conversation waits for /v1/responses: tests/pending_test_codex_cli.py."""
+loads (`codex doctor`). Codex conversations through /v1/responses: tests/test_codex_cli.py."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from dragoman.store.keys import KeyRing, Limits
 from dragoman.store.keys.ring import cache_path_for
 from dragoman.store.reasoning import ReasoningStore, RedisUnavailable, open_store
 from dragoman.store.redis_link import RedisLink
+from dragoman.store.responses import ResponseStore
 from dragoman.transport.upstream import Upstream
 from dragoman.trip.health import Health
 from dragoman.trip.outcome import Sinks
@@ -139,6 +140,11 @@ class Gateway:
         return make_sealer(self.config.server.secret)
 
     @cached_property
+    def stored_responses(self) -> ResponseStore:
+        """Responses kept with `store: true`, in the usage store's database (made on first use)."""
+        return ResponseStore(self.usage_database, self.config.server.usage_retention_days)
+
+    @cached_property
     def secrets(self) -> tuple[str, ...]:
         """Every key the gateway holds (each provider's keys, the gateway keys): redacted from
         whatever it logs or keeps."""
@@ -153,6 +159,8 @@ class Gateway:
 
     async def close(self) -> None:
         """Flush the sinks (every queued record is written), then drop connections."""
+        if "stored_responses" in self.__dict__:
+            await self.stored_responses.close()  # before the sinks close the database they write to
         await self.sinks.close()
         if isinstance(self.health.board, RedisBoard):
             await self.health.board.close()

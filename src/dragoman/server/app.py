@@ -21,7 +21,7 @@ from dragoman.gateway import Gateway
 from dragoman.observe import access, logs
 from dragoman.observe.banner import banner
 from dragoman.observe.metrics import multiprocess
-from dragoman.server.fronts import GATEWAY, REQUEST_ID, admin, anthropic, meta, openai, usage
+from dragoman.server.fronts import GATEWAY, REQUEST_ID, admin, anthropic, meta, openai, responses, usage
 from dragoman.server.listen import claim_port
 from dragoman.server.watchdog import SendWatchdog
 
@@ -33,6 +33,11 @@ ENDPOINTS = [
     ("POST", "/chat/completions", openai.chat_completions),
     ("POST", "/messages", anthropic.messages),
     ("POST", "/messages/count_tokens", anthropic.count_tokens),
+    ("POST", "/responses", responses.create),
+    ("GET", "/responses", responses.upgrade),  # a WebSocket upgrade: 426, use HTTP
+    ("GET", "/responses/{id}", responses.retrieve),
+    ("DELETE", "/responses/{id}", responses.delete),
+    ("GET", "/responses/{id}/input_items", responses.input_items),
     ("GET", "/models", meta.models),
     ("GET", "/providers", meta.providers),
     ("GET", "/usage", usage.usage),
@@ -55,7 +60,7 @@ WATCHDOG: web.AppKey[SendWatchdog] = web.AppKey("send_watchdog", SendWatchdog)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-COMPLETIONS = frozenset({openai.chat_completions, anthropic.messages})  # logged from their Outcome
+COMPLETIONS = frozenset({openai.chat_completions, anthropic.messages, responses.create})  # logged from their Outcome
 
 
 def logged(log: access.AccessLog, handler: Handler) -> Handler:

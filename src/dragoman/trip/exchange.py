@@ -16,7 +16,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -135,6 +135,11 @@ class Exchange:
         self.sent_at = 0.0
         self.head_status: int | None = None  # the upstream's status, once its head came
         self.head_ms = 0.0
+        context = trip.context
+        if context.sealer is not None:  # reasoning sealed for the client is stamped with where it came from
+            context = replace(context, origin=self.provider.id)
+        self.context = context
+        self.encoder: Any = None  # a translated stream's encoder: a failure ends the same stream
 
     # -- the attempt ----------------------------------------------------------------------------
 
@@ -265,7 +270,7 @@ class Exchange:
             await self.reply.send(up.status, headers, raw, JSON)
         else:
             client = dialects.get(self.trip.front)
-            out = client.encode_response(response, self.trip.context)
+            out = client.encode_response(response, self.context)
             await self.reply.send(200, headers, _encode.encode(out), JSON)
         return Result(ok=True, committed=True, status=up.status)
 
@@ -321,7 +326,7 @@ class Exchange:
         error.message = redact(error.message, self.secrets)
         self.trip.outcome.error_type = error.anthropic_type
         self.trip.outcome.error = error.message
-        encoder = dialects.get(self.trip.front).stream_encoder(context=self.trip.context)
+        encoder = self.encoder or dialects.get(self.trip.front).stream_encoder(context=self.context)
         await writer.close_line()
         await writer.raw(encoder.encode_error(error))
         await self.reply.end()
@@ -374,7 +379,7 @@ class Exchange:
 
     async def _translate(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
         decoder = self.codec.stream_decoder()
-        encoder = dialects.get(self.trip.front).stream_encoder(context=self.trip.context)
+        encoder = self.encoder = dialects.get(self.trip.front).stream_encoder(context=self.context)
         acc = Accumulator() if self.shaped.remember else None
         outcome = self.trip.outcome
         tools = 0

@@ -24,6 +24,7 @@ import msgspec
 
 from dragoman import dialects
 from dragoman.dialects.base import EncodeContext
+from dragoman.dialects.responses.sealed import open_sealed, unseal_passthrough
 from dragoman.errors import InvalidRequest, redact
 from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, merge_betas
 from dragoman.providers.replay import tool_call_ids
@@ -151,9 +152,12 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
     up = dialects.get(dialect)
     same = dialect == trip.front
     body = trip.body()
+    sealer = trip.context.sealer  # set when the client carries reasoning back sealed (Responses)
     if same:
         wire = body
         wire["model"] = target.model
+        if sealer is not None:
+            unseal_passthrough(wire, sealer)
         thinking = up.thinking_of(wire)
         if provider.max_tokens_default:
             up.default_max_tokens(wire, provider.max_tokens_default)
@@ -163,6 +167,8 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
             request = await asyncio.to_thread(client.decode_request, body)
         else:
             request = client.decode_request(body)
+        if sealer is not None:
+            open_sealed(request, sealer)
         request.model = target.model
         if request.max_tokens is None and provider.max_tokens_default:
             request.max_tokens = provider.max_tokens_default

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
@@ -71,7 +72,7 @@ class HttpReply:
     """The trip's `Reply` on an aiohttp request; with `keep`, the first bytes of the body sent are
     kept for the ledger (`server.log_bodies`)."""
 
-    __slots__ = ("_stream", "kept", "request", "request_id", "response", "sent")
+    __slots__ = ("_stream", "kept", "request", "request_id", "response", "sent", "tee")
 
     def __init__(self, request: web.Request, request_id: str, keep: bool = False) -> None:
         self.request = request
@@ -80,6 +81,7 @@ class HttpReply:
         self._stream: web.StreamResponse | None = None
         self.kept: list[bytes] | None = [] if keep else None
         self.sent = 0  # bytes of body sent, counted only with `keep`
+        self.tee: Callable[[bytes], None] | None = None  # sees every byte of the body (a front's hook)
 
     def keep(self, data: bytes) -> None:
         if self.kept is not None:
@@ -94,6 +96,8 @@ class HttpReply:
     async def send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
         headers[REQUEST_ID] = self.request_id
         self.keep(body)
+        if self.tee is not None:
+            self.tee(body)
         self.response = web.Response(body=body, status=status, headers=headers, content_type=content_type)
 
     async def start(self, status: int, headers: dict[str, str], content_type: str) -> None:
@@ -111,6 +115,8 @@ class HttpReply:
         assert self._stream is not None
         if self.kept is not None:
             self.keep(data)
+        if self.tee is not None:
+            self.tee(data)
         try:
             await self._stream.write(data)
         except (ConnectionResetError, ClientConnectionResetError):
@@ -138,7 +144,23 @@ def new_outcome(request: web.Request, front: str | None) -> Outcome:
     )
 
 
-async def complete(request: web.Request, front: str) -> web.StreamResponse:
+class FrontHooks(Protocol):
+    """What a front adds to `complete` around the trip (the Responses front's stored responses)."""
+
+    async def arrive(self, gw: Gateway, body: Any, identity: Identity | None) -> dict[str, Any] | None:
+        """Before planning: a body to plan instead of the client's (None: the client's as it is)."""
+        ...
+
+    def planned(self, gw: Gateway, trip: Trip, reply: HttpReply) -> None:
+        """After planning, before any attempt."""
+        ...
+
+    def answered(self, gw: Gateway, trip: Trip) -> None:
+        """After the reply went out (or was handed to the server, for a body)."""
+        ...
+
+
+async def complete(request: web.Request, front: str, hooks: FrontHooks | None = None) -> web.StreamResponse:
     """A completion request in the `front` dialect, from the first byte read to the outcome recorded."""
     gw = gateway(request)
     outcome = new_outcome(request, front)
@@ -154,8 +176,15 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
         client_key = gw.client_key(request.headers)
         raw = await read_body(request, gw.max_body, gw.config.server.body_timeout)
         body = await parse_json(raw)
+        planned_raw = raw
+        if hooks is not None:
+            changed = await hooks.arrive(gw, body, identity)
+            if changed is not None:
+                body, planned_raw = changed, encode(changed)
         caller = Caller(headers=request.headers, key_name=key_name, client_key=client_key)
-        trip = plan(gw, front, raw, body, caller, outcome)
+        trip = plan(gw, front, planned_raw, body, caller, outcome)
+        if hooks is not None:
+            hooks.planned(gw, trip, reply)
         if identity is not None and identity.key is not None and gw.limits is not None:
             await gw.limits.admit(identity.key, trip)  # its models, budget, RPM and TPM: before any upstream call
         trip.started = started
@@ -170,6 +199,8 @@ async def complete(request: web.Request, front: str) -> web.StreamResponse:
             if trip.aborted is None or reply.started:
                 raise
             raise Overloaded(SHUTTING_DOWN, status=503) from None
+        if hooks is not None:
+            hooks.answered(gw, trip)
     except GatewayError as exc:
         _failed(outcome, exc)
         if trip is not None and trip.aborted is not None:
