@@ -12,6 +12,7 @@ back); after it, a failure is a proper error event in the client's dialect and t
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
 import time
@@ -83,11 +84,22 @@ def retry_hints(headers: Any) -> tuple[float | None, bool | None]:
             try:
                 after = float(value)
             except ValueError:
-                when = email.utils.parsedate_to_datetime(value) if value else None
-                after = max(when.timestamp() - time.time(), 0.0) if when is not None else None
+                after = _http_date(value)
     flag = headers.get("x-should-retry")
     should = None if flag is None else flag.strip().lower() == "true"
     return (after if after is None or after >= 0 else None), should
+
+
+def _http_date(value: str) -> float | None:
+    """Seconds until an HTTP date; None for anything else (an upstream's odd header is no reason to
+    fail the request: the policy's own backoff applies)."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322, not this machine's local time
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes, secrets: tuple[str, ...]) -> GatewayError:
