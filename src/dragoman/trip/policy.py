@@ -163,7 +163,12 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                     return
                 last = result
                 kind = classify(result)
-                if kind != FATAL:
+                overflow = result.error is not None and is_context_overflow(result.error)
+                if kind == FATAL or overflow:
+                    # the upstream answered and the request was at fault (a bad request, a prompt
+                    # too long for this model): no failure of the target, and a probe is over
+                    health.succeeded(target)
+                else:
                     health.failed(target)
                 if result.committed:
                     return  # the client has its error event; nothing may be sent again
@@ -177,7 +182,7 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                 if kind == FATAL:
                     assert result.error is not None
                     raise _final(result.error, tried, number, outcome.provider)
-                if kind == FALLBACK and result.error is not None and is_context_overflow(result.error):
+                if kind == FALLBACK and overflow:
                     info = target.provider.info(target.model)
                     overflow_window = info.context_window if info is not None and info.context_window else 0
                     break
