@@ -339,8 +339,8 @@ class Exchange:
         await self.reply.end()
 
     async def _pass(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
-        """Bytes as they arrive, whole lines at a time (so a cut never leaves half a line before the
-        error event, and a key never hides across two writes); a tap reads usage on the way."""
+        """Bytes as they arrive, whole events at a time (so a cut never leaves half an event before
+        the error event, and a key never hides across two writes); a tap reads usage on the way."""
         shaped = self.shaped
         tap = self.codec.stream_tap()
         decoder = self.codec.stream_decoder() if shaped.remember else None
@@ -436,7 +436,7 @@ class Exchange:
 
 
 class _Writer:
-    """Writes a stream to the client; for pass-through, whole lines at a time."""
+    """Writes a stream to the client; for pass-through, whole events (NDJSON: lines) at a time."""
 
     __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip")
 
@@ -452,9 +452,20 @@ class _Writer:
         await self.reply.write(data)
         self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
 
+    def _boundary(self, buf: bytes) -> int:
+        """Where the last whole event ends in `buf` (0: none yet). An SSE event is held back until
+        its blank line: a cut between its `event:` and `data:` lines would otherwise leave a named
+        event without data, which the SDKs try to parse as JSON."""
+        if self._sep == b"\n":
+            return buf.rfind(b"\n") + 1
+        at = buf.rfind(b"\n\n")
+        end = at + 2 if at >= 0 else 0
+        at = buf.rfind(b"\n\r\n", max(end - 3, 0))  # CRLF framing
+        return at + 3 if at >= 0 and at + 3 > end else end
+
     async def lines(self, chunk: bytes) -> None:
         buf = self._pending + chunk if self._pending else chunk
-        cut = buf.rfind(b"\n") + 1
+        cut = self._boundary(buf)
         if cut == 0 and len(buf) <= MAX_PENDING:
             self._pending = buf
             return
@@ -483,7 +494,7 @@ class _Writer:
             await self.raw(rest)
 
     async def close_line(self) -> None:
-        """Before an error event: drop a partial line, end the open event."""
+        """Before an error event: drop a partial event, end one an over-long line left open."""
         self._pending = b""
         if self._tail.endswith(b"\n\n") or (self._sep == b"\n" and self._tail.endswith(b"\n")):
             return
