@@ -46,8 +46,12 @@ def anthropic_message(text: str = "ok") -> bytes:
 def openai_events(text: str = "ok") -> list[bytes]:
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     return [
-        b"data: " + json.dumps({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}]}).encode() + b"\n\n",
-        b"data: " + json.dumps({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode() + b"\n\n",
+        b"data: "
+        + json.dumps({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}}]}).encode()
+        + b"\n\n",
+        b"data: "
+        + json.dumps({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode()
+        + b"\n\n",
         b"data: [DONE]\n\n",
     ]
 
@@ -58,7 +62,10 @@ def anthropic_events(text: str = "ok") -> list[bytes]:
 
     start = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": []}
     return [
-        event("message_start", {"message": {**start, "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}}),
+        event(
+            "message_start",
+            {"message": {**start, "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}},
+        ),
         event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
         event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}}),
         event("content_block_stop", {"index": 0}),
@@ -114,7 +121,9 @@ async def ask(url: str, front: str, stream: bool, model: str | None = None) -> t
     return text, dict(araw.headers)
 
 
-async def refused(url: str, front: str, stream: bool, model: str | None = None) -> openai.APIStatusError | anthropic.APIStatusError:
+async def refused(
+    url: str, front: str, stream: bool, model: str | None = None
+) -> openai.APIStatusError | anthropic.APIStatusError:
     """The SDK error a request ends in (it must end in one)."""
     try:
         await ask(url, front, stream, model)

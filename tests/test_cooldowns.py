@@ -78,7 +78,9 @@ async def test_a_failing_target_is_skipped_then_probed_once(
     assert len(upstream.seen) == 4 and len(second.seen) == 2 + 3 + 4
 
 
-async def test_a_failed_probe_cools_the_target_again(upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory):
+async def test_a_failed_probe_cools_the_target_again(
+    upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = error("openai", 502)
     second.default = ok("openai", False, "b")
     gw = await gateway(cooling(upstream.url, second.url, after=1))

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import FakeUpstream, Reply, Seen
-from tests.resil_helpers import SSE, USER, anthropic_events, ant, oai, ok, openai_events
+from tests.resil_helpers import SSE, USER, ant, anthropic_events, oai, ok, openai_events
 from tests.test_ledger_drain import Served, free_port
 
 # (front, model): pass-through and translated for each front

@@ -34,7 +34,9 @@ def base(url: str, dialect: str) -> str:
     return url + "/v1" if dialect == "openai" else url
 
 
-def routed(first: str, second: str, dialect: str, *, strategy: str = "fallback", retries: int = 0, **route: Any) -> dict[str, Any]:
+def routed(
+    first: str, second: str, dialect: str, *, strategy: str = "fallback", retries: int = 0, **route: Any
+) -> dict[str, Any]:
     """Providers a (at `first`) and b (at `second`), both speaking `dialect`, behind route "coder"."""
     return {
         "server": {"default_provider": "a", "retries": retries, "retry_backoff": 0.01, "retry_backoff_max": 0.02},
@@ -66,7 +68,13 @@ async def failing(kind: str, dialect: str, serve: Any, fake: FakeUpstream) -> tu
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("front", FRONTS)
 async def test_falls_back_in_order_on_each_failure_class(
-    upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory, serve: Any, front: str, stream: bool, kind: str
+    upstream: FakeUpstream,
+    second: FakeUpstream,
+    gateway: GatewayFactory,
+    serve: Any,
+    front: str,
+    stream: bool,
+    kind: str,
 ):
     url, seen, extra = await failing(kind, front, serve, upstream)
     second.default = ok(front, stream, "from b")
@@ -81,7 +89,9 @@ async def test_falls_back_in_order_on_each_failure_class(
     assert len(second.seen) == 1 and second.last.json["model"] == "m2"
 
 
-async def test_retries_on_the_target_then_falls_back(upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory):
+async def test_retries_on_the_target_then_falls_back(
+    upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = error("openai", 503)
     second.default = ok("openai", False, "from b")
     gw = await gateway(routed(upstream.url, second.url, "openai", retries=2))
@@ -144,7 +154,10 @@ def overflow_config(small: str, big: str) -> dict[str, Any]:
 async def test_a_context_length_error_falls_to_a_target_that_takes_more(
     upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory, front: str
 ):
-    too_long = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 300000 tokens > 262144 maximum"}}
+    too_long = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "prompt is too long: 300000 tokens > 262144 maximum"},
+    }
     upstream.default = Reply(status=400, body=json.dumps(too_long).encode())
     second.default = ok("anthropic", False, "big enough")
     gw = await gateway(overflow_config(upstream.url, second.url))
@@ -173,7 +186,9 @@ async def test_weighted_spreads_by_the_weights(upstream: FakeUpstream, second: F
     assert len(upstream.seen) == a and len(second.seen) == 200 - a  # one attempt each
 
 
-async def test_weighted_falls_back_to_the_other_target(upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory):
+async def test_weighted_falls_back_to_the_other_target(
+    upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory
+):
     upstream.default = error("openai", 503)
     second.default = ok("openai", False, "b")
     gw = await gateway(routed(upstream.url, second.url, "openai", strategy="weighted", weights=[1, 0]))
@@ -181,7 +196,9 @@ async def test_weighted_falls_back_to_the_other_target(upstream: FakeUpstream, s
     assert text == "b" and headers["x-dragoman-attempts"] == "2"
 
 
-async def test_least_busy_prefers_the_idle_target(upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory):
+async def test_least_busy_prefers_the_idle_target(
+    upstream: FakeUpstream, second: FakeUpstream, gateway: GatewayFactory
+):
     held = Reply(body=anthropic_events("held")[:2], content_type=SSE, hang=True)
     upstream.reply(held)
     upstream.default = second.default = ok("anthropic", False, "quick")
@@ -224,7 +241,13 @@ async def test_a_cross_dialect_fallback_plans_from_the_original_and_drops_the_si
         "routes": {"coder": {"targets": ["ant/claude-x", "oai/gpt-x"]}},
     }
     gw = await gateway(cfg)
-    body = {"model": "coder", "max_tokens": 50, "messages": THINKING_TURN, "stream": stream, "metadata": {"user_id": "u1"}}
+    body = {
+        "model": "coder",
+        "max_tokens": 50,
+        "messages": THINKING_TURN,
+        "stream": stream,
+        "metadata": {"user_id": "u1"},
+    }
     async with aiohttp.ClientSession() as s, s.post(gw.url + "/v1/messages", json=body) as r:
         assert r.status == 200 and r.headers["x-dragoman-provider"] == "oai"
         assert r.headers["x-dragoman-attempts"] == "2"
@@ -239,8 +262,10 @@ async def test_a_cross_dialect_fallback_plans_from_the_original_and_drops_the_si
     assert other.path == "/v1/chat/completions" and wire["model"] == "gpt-x"
     assert SIGNATURE not in other.body.decode() and "signature" not in other.body.decode()
     assert [m["role"] for m in wire["messages"]] == ["user", "assistant", "user"]
-    assert "metadata" not in wire and "max_tokens" not in wire or wire.get("max_tokens") == 50
-    assert "sk-ant-secret-key" not in other.body.decode() and other.headers["Authorization"] == "Bearer sk-oai-secret-key"
+    assert ("metadata" not in wire and "max_tokens" not in wire) or wire.get("max_tokens") == 50
+    assert (
+        "sk-ant-secret-key" not in other.body.decode() and other.headers["Authorization"] == "Bearer sk-oai-secret-key"
+    )
 
 
 async def test_an_openai_fallback_to_anthropic_plans_from_the_original(
@@ -252,7 +277,12 @@ async def test_an_openai_fallback_to_anthropic_plans_from_the_original(
         "server": {"default_provider": "oai", "retries": 0},
         "providers": {
             "oai": {"dialect": "openai", "base_url": upstream.url + "/v1", "api_key": "sk-oai-secret-key"},
-            "ant": {"dialect": "anthropic", "base_url": second.url, "api_key": "sk-ant-secret-key", "max_tokens_default": 64},
+            "ant": {
+                "dialect": "anthropic",
+                "base_url": second.url,
+                "api_key": "sk-ant-secret-key",
+                "max_tokens_default": 64,
+            },
         },
         "routes": {"coder": {"targets": ["oai/gpt-x", "ant/claude-x"]}},
     }
@@ -262,5 +292,7 @@ async def test_an_openai_fallback_to_anthropic_plans_from_the_original(
     assert upstream.last.json["model"] == "gpt-x"
     wire = second.last.json
     assert second.last.path == "/v1/messages" and wire["model"] == "claude-x"
-    assert wire["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}] or wire["messages"] == USER
+    assert (
+        wire["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}] or wire["messages"] == USER
+    )
     assert "stream_options" not in wire  # the first target's own additions stayed with it

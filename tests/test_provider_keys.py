@@ -14,7 +14,10 @@ import pytest
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, Seen
 from tests.resil_helpers import FRONTS, ask, error, ok, quick, refused, sent_key
 
-KEYS = {"openai": ["sk-openai-key-one-1111", "sk-openai-key-two-2222"], "anthropic": ["sk-ant-key-one-1111", "sk-ant-key-two-2222"]}
+KEYS = {
+    "openai": ["sk-openai-key-one-1111", "sk-openai-key-two-2222"],
+    "anthropic": ["sk-ant-key-one-1111", "sk-ant-key-two-2222"],
+}
 PROVIDER = {"openai": "up-openai", "anthropic": "up-anthropic"}
 
 

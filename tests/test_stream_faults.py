@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tests.conftest import FakeUpstream, GatewayFactory, Reply
-from tests.resil_helpers import MODEL, SSE, USER, anthropic_events, ant, oai, openai_events, quick, refused
+from tests.resil_helpers import MODEL, SSE, USER, ant, anthropic_events, oai, openai_events, quick, refused
 
 OPENAI_KEY, ANTHROPIC_KEY = "sk-up-openai-secret", "sk-ant-up-secret"  # providers_at's
 
@@ -27,7 +27,11 @@ def cut(events: list[bytes], keep: int, partial: bytes) -> list[bytes]:
 # the middle of a data line; the middle of an event (its `event:` line out, its data not yet)
 OPENAI_CUTS = {
     "mid-line": cut(openai_events("Hel"), 1, b'data: {"id":"c","object":"chat.comp'),
-    "mid-event": cut(openai_events("Hel"), 1, b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n'),
+    "mid-event": cut(
+        openai_events("Hel"),
+        1,
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n',
+    ),
 }
 ANTHROPIC_CUTS = {
     "mid-line": cut(anthropic_events("Hel"), 3, b'event: content_block_delta\ndata: {"type":"content_blo'),
@@ -109,9 +113,13 @@ def split(data: bytes, secret: str) -> list[bytes]:
 
 
 @pytest.mark.parametrize("whole", [True, False])
-async def test_a_key_echoed_in_an_openai_error_event_is_redacted(upstream: FakeUpstream, gateway: GatewayFactory, whole: bool):
+async def test_a_key_echoed_in_an_openai_error_event_is_redacted(
+    upstream: FakeUpstream, gateway: GatewayFactory, whole: bool
+):
     bad = b'data: {"error":{"message":"upstream failed for key %s","type":"server_error"}}\n\n' % OPENAI_KEY.encode()
-    upstream.default = Reply(body=[openai_events("Hel")[0], *([bad] if whole else split(bad, OPENAI_KEY))], content_type=SSE)
+    upstream.default = Reply(
+        body=[openai_events("Hel")[0], *([bad] if whole else split(bad, OPENAI_KEY))], content_type=SSE
+    )
     gw = await gateway(quick(upstream))
     raw = await raw_stream(gw.url, "openai")
     assert OPENAI_KEY.encode() not in raw and OPENAI_KEY[:8].encode() not in raw.split(b"Hel", 1)[1]
@@ -127,8 +135,9 @@ async def test_a_key_echoed_in_an_openai_error_event_is_redacted(upstream: FakeU
 async def test_a_key_echoed_in_an_anthropic_error_event_is_redacted(
     upstream: FakeUpstream, gateway: GatewayFactory, whole: bool
 ):
-    bad = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"key %s is overloaded"}}\n\n' % (
-        ANTHROPIC_KEY.encode()
+    bad = (
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"key %s is overloaded"}}\n\n'
+        % (ANTHROPIC_KEY.encode())
     )
     head = anthropic_events("Hel")[:3]
     upstream.default = Reply(body=[*head, *([bad] if whole else split(bad, ANTHROPIC_KEY))], content_type=SSE)
