@@ -82,9 +82,7 @@ def anthropic_delta(text: str) -> bytes:
 OPENAI_HEAD = _sse({**OPENAI_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
 OPENAI_TAIL = (
     _sse({**OPENAI_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    + _sse(
-        {**OPENAI_CHUNK, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 40, "total_tokens": 45}}
-    )
+    + _sse({**OPENAI_CHUNK, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 40, "total_tokens": 45}})
     + b"data: [DONE]\n\n"
 )
 ANTHROPIC_HEAD = _sse(
@@ -102,11 +100,17 @@ ANTHROPIC_HEAD = _sse(
         },
     },
     "message_start",
-) + _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start")
+) + _sse(
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"
+)
 ANTHROPIC_TAIL = (
     _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
     + _sse(
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 40}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 40},
+        },
         "message_delta",
     )
     + _sse({"type": "message_stop"}, "message_stop")
@@ -232,6 +236,7 @@ class Conn(asyncio.Protocol):
         # model "paced-<chunks>"
         chunks = int(str(req.get("model", "paced-40")).rsplit("-", 1)[-1] or 40)
         if not req.get("stream"):
+            answer: dict[str, Any]
             if self.anthropic:
                 answer = {
                     "id": "msg_u",
@@ -249,7 +254,9 @@ class Conn(asyncio.Protocol):
                     "object": "chat.completion",
                     "created": 1,
                     "model": "paced",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "zq0.0;"}, "finish_reason": "stop"}],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "zq0.0;"}, "finish_reason": "stop"}
+                    ],
                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
                 }
             self.transport.write(_json_reply(json.dumps(answer).encode()))
@@ -299,7 +306,9 @@ class Tally:
 
 
 class StreamClient(asyncio.Protocol):
-    def __init__(self, request: bytes, tally: Tally, want: int, done: asyncio.Future[None], drop_after: int = 0) -> None:
+    def __init__(
+        self, request: bytes, tally: Tally, want: int, done: asyncio.Future[None], drop_after: int = 0
+    ) -> None:
         self.request, self.tally, self.want, self.done, self.drop_after = request, tally, want, done, drop_after
         self.transport: asyncio.Transport | None = None
         self.head = b""
@@ -485,7 +494,14 @@ class Peak:
 
 
 async def paced(
-    target_port: int, mock_port: int, front: str, model: str, n: int, chunks: int, rss: Callable[[], int] | None
+    target_port: int,
+    mock_port: int,
+    front: str,
+    model: str,
+    n: int,
+    chunks: int,
+    rss: Callable[[], int] | None,
+    cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """`n` concurrent paced streams to `target_port`; the mock holds them until all are open."""
     await http_json(mock_port, "POST", "/arm", {"n": n, "timeout": 20})
@@ -497,6 +513,7 @@ async def paced(
         await one_stream(target_port, request, tally, chunks, connecting=connecting)
 
     before = rss() if rss else 0
+    cpu_before = cpu() if cpu else 0.0
     started = time.monotonic()
     if rss is not None:
         with Peak(rss) as peak:
@@ -516,6 +533,8 @@ async def paced(
         "latency_ms": {"p50": round(pct(tally.latency, 50) * 1000, 2), "p99": round(pct(tally.latency, 99) * 1000, 2)},
         "gap_ms": {"p50": round(pct(tally.gaps, 50) * 1000, 2), "p99": round(pct(tally.gaps, 99) * 1000, 2)},
     }
+    if cpu is not None:  # of the paced part: the connects and the barrier's wait are idle time
+        out["cpu_s"] = round(cpu() - cpu_before, 2)
     if rss is not None:
         out["rss_before_mib"] = round(before / 2**20, 1)
         out["rss_peak_mib"] = round(peak_rss / 2**20, 1)
@@ -523,7 +542,9 @@ async def paced(
     return out
 
 
-async def soak(port: int, seconds: float, concurrency: int, sample_every: float, pid: int, rss: Callable[[], int]) -> dict[str, Any]:
+async def soak(
+    port: int, seconds: float, concurrency: int, sample_every: float, pid: int, rss: Callable[[], int]
+) -> dict[str, Any]:
     """A steady mix at `concurrency` for `seconds`, RSS and fds sampled."""
     tally = Tally()
     kinds = [
@@ -547,7 +568,7 @@ async def soak(port: int, seconds: float, concurrency: int, sample_every: float,
         nonlocal count
         k = i
         while time.monotonic() < end:
-            front, model, stream, drop = kinds[k % len(kinds)]
+            _, _, stream, drop = kinds[k % len(kinds)]
             if stream:
                 await one_stream(port, requests[k % len(kinds)], tally, 10, drop_after=drop)
             else:
@@ -566,7 +587,10 @@ async def soak(port: int, seconds: float, concurrency: int, sample_every: float,
     after = {"rss_mib": round(rss() / 2**20, 1), "fds": fds(pid)}
     third = max(len(samples) // 3, 1)
     first, last = samples[:third], samples[-third:]
-    mean = lambda xs, key: sum(x[key] for x in xs) / len(xs)  # noqa: E731
+
+    def mean(xs: list[dict[str, float]], key: str) -> float:
+        return sum(x[key] for x in xs) / len(xs)
+
     return {
         "seconds": seconds,
         "concurrency": concurrency,
@@ -633,7 +657,19 @@ async def disconnects(port: int, mock_port: int, n: int, pid: int) -> dict[str, 
 
 def run(args: argparse.Namespace, log_dir: Path, tmp: Path, smoke: bool) -> dict[str, Any]:
     """The whole load-and-fault run; the results, with `failures` (empty when it passed)."""
-    from systems import HOST, PORTS, CpuLayout, dragoman_command, log, pick_ports, rss_bytes, spawn, stop
+    from systems import (
+        CLK_TCK,
+        HOST,
+        PORTS,
+        CpuLayout,
+        cpu_ticks,
+        dragoman_command,
+        log,
+        pick_ports,
+        rss_bytes,
+        spawn,
+        stop,
+    )
 
     PORTS.setdefault("paced-mock", 9150)
     PORTS.setdefault("dragoman-faults", 4150)
@@ -643,7 +679,11 @@ def run(args: argparse.Namespace, log_dir: Path, tmp: Path, smoke: bool) -> dict
     n = 100 if smoke else 1000
     soak_s = 5.0 if smoke else 180.0
     drops = 20 if smoke else 200
-    mock_srv = spawn("paced-mock", [*CpuLayout.prefix(cpus.load), sys.executable, str(Path(__file__)), "mock", "--port", str(mock_port)], log_dir)
+    mock_srv = spawn(
+        "paced-mock",
+        [*CpuLayout.prefix(cpus.load), sys.executable, str(Path(__file__)), "mock", "--port", str(mock_port)],
+        log_dir,
+    )
     mock_srv.wait_ready(mock_port, "/health", 30)
     cfg = tmp / "dragoman-faults.toml"
     cfg.write_text(
@@ -683,6 +723,9 @@ api_key = "bench"
         def rss() -> int:
             return rss_bytes([pid])
 
+        def cpu() -> float:
+            return cpu_ticks([pid]) / CLK_TCK
+
         async def main() -> None:
             phases: dict[str, Any] = {}
             log(f"faults: warm-up, then {n} paced streams direct to the mock and through dragoman")
@@ -700,7 +743,7 @@ api_key = "bench"
                 ]
             for name, front, model in cases:
                 log(f"faults: {n} paced streams {name}")
-                phases[name] = await paced(port, mock_port, front, model, n, 40, rss)
+                phases[name] = await paced(port, mock_port, front, model, n, 40, rss, cpu)
                 direct = phases[f"direct {name.split('->')[1].split(' ')[0]}"]
                 phases[name]["added_latency_ms"] = {
                     q: round(phases[name]["latency_ms"][q] - direct["latency_ms"][q], 2) for q in ("p50", "p99")
@@ -726,7 +769,8 @@ def judge(res: dict[str, Any]) -> list[str]:
     out = []
     for name, phase in res.get("paced", {}).items():
         if phase["errors"] or phase["ok"] != phase["streams"]:
-            out.append(f"paced {name}: {phase['errors']} error(s), {phase['ok']}/{phase['streams']} ok: {phase['error_samples']}")
+            samples = phase["error_samples"]
+            out.append(f"paced {name}: {phase['errors']} error(s), {phase['ok']}/{phase['streams']} ok: {samples}")
     soak_res = res.get("soak")
     if soak_res:
         if soak_res["errors"]:
@@ -745,29 +789,41 @@ def judge(res: dict[str, Any]) -> list[str]:
 
 
 def render(res: dict[str, Any]) -> str:
-    lines = [
-        f"{res['streams']} concurrent paced streams, {res['chunks']} chunks {res['interval_ms']:.0f} ms apart, one dragoman worker",
-        f"{'phase':34} {'ok':>9} {'max open':>8} {'lat p50':>8} {'lat p99':>8} {'added p50':>9} {'added p99':>9} {'gap p99':>8} {'RSS/stream':>10}",
-    ]
+    head = (
+        f"{res['streams']} concurrent paced streams, {res['chunks']} chunks {res['interval_ms']:.0f} ms apart, "
+        "one dragoman worker; latency: the mock's write to the client's read (ms)"
+    )
+    cols = ("ok", "max open", "lat p50", "lat p99", "added p50", "added p99", "gap p99", "RSS/stream", "CPU s")
+    lines = [head, f"{'phase':32}" + "".join(f"{c:>11}" for c in cols)]
     for name, p in res.get("paced", {}).items():
         added = p.get("added_latency_ms", {})
-        per = f"{p['rss_per_stream_kib']:.0f} KiB" if "rss_per_stream_kib" in p else ""
-        lines.append(
-            f"{name:34} {p['ok']:>4}/{p['streams']:<4} {p['max_open']:>8} {p['latency_ms']['p50']:>8.2f} {p['latency_ms']['p99']:>8.2f}"
-            f" {added.get('p50', ''):>9} {added.get('p99', ''):>9} {p['gap_ms']['p99']:>8.2f} {per:>10}"
+        cells = (
+            f"{p['ok']}/{p['streams']}",
+            p["max_open"],
+            p["latency_ms"]["p50"],
+            p["latency_ms"]["p99"],
+            added.get("p50", ""),
+            added.get("p99", ""),
+            p["gap_ms"]["p99"],
+            f"{p['rss_per_stream_kib']:.1f} KiB" if "rss_per_stream_kib" in p else "",
+            p.get("cpu_s", ""),
         )
+        lines.append(f"{name:32}" + "".join(f"{c!s:>11}" for c in cells))
     s = res.get("soak")
     if s:
         lines.append(
             f"soak {s['seconds']:.0f} s at {s['concurrency']}: {s['requests']} requests, {s['errors']} errors, "
-            f"{s['dropped_by_client']} dropped by their client; RSS {s['rss_first_third_mib']} -> {s['rss_last_third_mib']} MiB "
-            f"(first/last third), fds {s['fds_first_third']} -> {s['fds_last_third']}, after: {s['after']}"
+            f"{s['dropped_by_client']} dropped by their client"
+        )
+        lines.append(
+            f"  RSS {s['rss_first_third_mib']} -> {s['rss_last_third_mib']} MiB (mean of the first and last third), "
+            f"fds {s['fds_first_third']} -> {s['fds_last_third']}; after: {s['after']}"
         )
     d = res.get("disconnects")
     if d:
         lines.append(
-            f"disconnects: {d['streams']} clients gone mid-stream ({d['upstream_streaming_before']} upstream streams open): "
-            f"{d['upstream_open_after']} upstream connections open after {d['closed_within_s']} s; "
+            f"disconnects: {d['streams']} clients gone mid-stream ({d['upstream_streaming_before']} upstream "
+            f"streams open): {d['upstream_open_after']} upstream connections open after {d['closed_within_s']} s; "
             f"dragoman fds {d['dragoman_fds_before']} -> {d['dragoman_fds_after']}"
         )
     return "\n".join(lines)
