@@ -655,8 +655,9 @@ async def disconnects(port: int, mock_port: int, n: int, pid: int) -> dict[str, 
 # ========================================================================================= the run
 
 
-def run(args: argparse.Namespace, log_dir: Path, tmp: Path, smoke: bool) -> dict[str, Any]:
-    """The whole load-and-fault run; the results, with `failures` (empty when it passed)."""
+def run(args: argparse.Namespace, cpus: Any, log_dir: Path, tmp: Path, smoke: bool) -> dict[str, Any]:
+    """The whole load-and-fault run; the results, with `failures` (empty when it passed). `cpus`: the
+    harness's CpuLayout, detected before it pinned itself to the load core."""
     from systems import (
         CLK_TCK,
         HOST,
@@ -675,7 +676,6 @@ def run(args: argparse.Namespace, log_dir: Path, tmp: Path, smoke: bool) -> dict
     PORTS.setdefault("dragoman-faults", 4150)
     pick_ports()
     mock_port, port = PORTS["paced-mock"], PORTS["dragoman-faults"]
-    cpus = CpuLayout.detect()
     n = 100 if smoke else 1000
     soak_s = 5.0 if smoke else 180.0
     drops = 20 if smoke else 200

@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             PORTS[f"dragoman-ledger-{store}"] = 4110 + i
     pick_ports()
     if args.faults and not args.smoke:
-        return run_faults(args, log_dir, tmp, out_path, results)
+        signal.signal(signal.SIGTERM, _interrupt)
+        return run_faults(args, cpus, log_dir, tmp, out_path, results)
     scratch = ScratchPostgres(args.postgres) if "postgres" in args.ledger else None
     if scratch is not None:
         args.ledger_postgres_url = scratch.create()
@@ -288,10 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy > 20:
         log(f"WARNING: other processes are using {busy:.0f}% of a core: the numbers will be noisy")
 
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         mock_cmd = [
             *CpuLayout.prefix(cpus.load),
@@ -335,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["failures"].append({"system": "ops", "critical": True, "error": e})
         if args.smoke:
             log("=== load and faults (miniature)")
-            results["faults"] = faults.run(args, log_dir, tmp, smoke=True)
+            results["faults"] = faults.run(args, cpus, log_dir, tmp, smoke=True)
             for e in results["faults"]["failures"]:
                 results["failures"].append({"system": "faults", "critical": True, "error": e})
         mock_stats_final = mock.stats()
@@ -380,10 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_faults(args: argparse.Namespace, log_dir: Path, tmp: Path, out_path: Path, results: dict[str, Any]) -> int:
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_faults(
+    args: argparse.Namespace, cpus: CpuLayout, log_dir: Path, tmp: Path, out_path: Path, results: dict[str, Any]
+) -> int:
     """`--faults`: the load-and-fault run alone."""
     try:
-        results["faults"] = faults.run(args, log_dir, tmp, smoke=False)
+        results["faults"] = faults.run(args, cpus, log_dir, tmp, smoke=False)
     except KeyboardInterrupt:
         log("interrupted")
         return 130
