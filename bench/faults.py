@@ -14,7 +14,7 @@ client on the other:
    pass condition (every stream 200, 40 chunks, its end marker); RSS per open stream is the peak RSS
    during the phase over the RSS before it, divided by the streams.
 2. **Soak**: a mix at constant concurrency (streams of both fronts, through and translated, unary
-   requests, and one stream in ten dropped by its client after two chunks) for 3 minutes (smoke: a
+   requests, and one request in five dropped by its client after two chunks) for 3 minutes (smoke: a
    few seconds); Dragoman's RSS and open file descriptors sampled every few seconds must stay flat.
 3. **Disconnects**: a fresh Dragoman, 200 long streams, every client gone mid-stream at once; then
    the mock's count of open connections must fall to zero (every upstream connection closed) and
