@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, whatever the working directory
 
+import faults
 import ops
 import rawhttp
 from ledger import ScratchPostgres, compare, ledger_rows, parse_stores, writer_cpu
@@ -205,6 +206,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ops-rounds", type=int, help="interleaved rounds per cell of the ops comparison (default 3; smoke 1)"
     )
     p.add_argument("--profile", action="store_true", help="py-spy record dragoman under stream load")
+    p.add_argument(
+        "--faults",
+        action="store_true",
+        help="only the load-and-fault run (bench/faults.py: 1,000 paced streams, a 3-minute soak, 200 "
+        "disconnects; ~6 min); --smoke runs a miniature of it after the rest",
+    )
     p.add_argument("--out", help="JSON results path (default bench/results/latest.json; smoke: smoke.json)")
     args = p.parse_args(argv)
     defaults: dict[str, Any] = (
@@ -230,7 +237,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "ops_rounds": 3,
         }
     )
-    defaults["out"] = str(BENCH / "results" / ("smoke.json" if args.smoke else "latest.json"))
+    name = "smoke.json" if args.smoke else "faults.json" if args.faults else "latest.json"
+    defaults["out"] = str(BENCH / "results" / name)
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -272,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, store in enumerate(args.ledger):
             PORTS[f"dragoman-ledger-{store}"] = 4110 + i
     pick_ports()
+    if args.faults and not args.smoke:
+        signal.signal(signal.SIGTERM, _interrupt)
+        return run_faults(args, cpus, log_dir, tmp, out_path, results)
     scratch = ScratchPostgres(args.postgres) if "postgres" in args.ledger else None
     if scratch is not None:
         args.ledger_postgres_url = scratch.create()
@@ -283,10 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if busy > 20:
         log(f"WARNING: other processes are using {busy:.0f}% of a core: the numbers will be noisy")
 
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         mock_cmd = [
             *CpuLayout.prefix(cpus.load),
@@ -335,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
             results["baseline"] = ops.compare(baseline[0], now, args, mock, loadgen, log_dir, title="baseline")
             for e in results["baseline"]["errors"]:
                 results["failures"].append({"system": "baseline", "critical": True, "error": e})
+        if args.smoke:
+            log("=== load and faults (miniature)")
+            results["faults"] = faults.run(args, cpus, log_dir, tmp, smoke=True)
+            for e in results["faults"]["failures"]:
+                results["failures"].append({"system": "faults", "critical": True, "error": e})
         mock_stats_final = mock.stats()
         results["mock_final_stats"] = mock_stats_final
         stop_all()
@@ -366,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         results["failures"] += [{"system": "ledger", "critical": False, "error": e} for e in below]
     write_json(results, out_path)
     print_summary(results, table, args, out_path)
+    if "faults" in results:
+        print(f"\nload and faults\n{faults.render(results['faults'])}")
     if "ledger_table" in results:
         print(f"\nthe usage ledger, per store (same run; goal: on/off >= 0.9x)\n{results['ledger_table']}")
     critical = [f for f in results["failures"] if f["critical"]]
@@ -377,6 +392,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         print("smoke: OK")
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_faults(
+    args: argparse.Namespace, cpus: CpuLayout, log_dir: Path, tmp: Path, out_path: Path, results: dict[str, Any]
+) -> int:
+    """`--faults`: the load-and-fault run alone."""
+    try:
+        results["faults"] = faults.run(args, cpus, log_dir, tmp, smoke=False)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_json(results, out_path)
+    print(faults.render(results["faults"]))
+    print(f"\nresults in {out_path}")
+    for e in results["faults"]["failures"]:
+        print(f"FAIL [faults] {e}", file=sys.stderr)
+    return 1 if results["faults"]["failures"] else 0
 
 
 if __name__ == "__main__":

@@ -185,3 +185,29 @@ async def test_the_default_sqlite_store_lives_in_the_data_dir(data_dir: Path):
     finally:
         await db.close()
     assert (data_dir / "usage.db").is_file()
+
+
+async def test_sqlite_batches_of_every_size_use_a_handful_of_statements(tmp_path: Path):
+    """sqlite3 keeps each distinct statement text prepared (an LRU of 128) and a prepared INSERT
+    of hundreds of rows takes megabytes: one text per batch size grew a soak's RSS by ~130 MiB
+    (bench/faults.py). Batches of 1 to 300 rows go in whole, through at most five texts."""
+    db = await open_database(f"sqlite://{tmp_path}/ledger/usage.db")
+    sizes: set[int] = set()  # rows per INSERT statement the connection ran
+
+    def traced(sql: str) -> None:
+        if sql.startswith("INSERT"):
+            sizes.add(sql.split(" VALUES ")[1].count("("))
+
+    try:
+        await MIGRATIONS.apply(db)
+        conn = await db._writer.call(lambda c: c)  # type: ignore[attr-defined]
+        conn.set_trace_callback(traced)
+        total = 0
+        for size in range(1, 301, 7):
+            rows = [to_row(outcome()) for _ in range(size)]
+            assert await db.insert_ignore(TABLE, COLUMNS, rows, KEY) == size
+            total += size
+        assert await db.fetch(f"SELECT COUNT(*) AS n FROM {TABLE}") == [{"n": total}]
+        assert sizes and len(sizes) <= 5, sorted(sizes)
+    finally:
+        await db.close()

@@ -12,6 +12,7 @@ back); after it, a failure is a proper error event in the client's dialect and t
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
 import time
@@ -83,11 +84,22 @@ def retry_hints(headers: Any) -> tuple[float | None, bool | None]:
             try:
                 after = float(value)
             except ValueError:
-                when = email.utils.parsedate_to_datetime(value) if value else None
-                after = max(when.timestamp() - time.time(), 0.0) if when is not None else None
+                after = _http_date(value)
     flag = headers.get("x-should-retry")
     should = None if flag is None else flag.strip().lower() == "true"
     return (after if after is None or after >= 0 else None), should
+
+
+def _http_date(value: str) -> float | None:
+    """Seconds until an HTTP date; None for anything else (an upstream's odd header is no reason to
+    fail the request: the policy's own backoff applies)."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322, not this machine's local time
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes, secrets: tuple[str, ...]) -> GatewayError:
@@ -332,8 +344,8 @@ class Exchange:
         await self.reply.end()
 
     async def _pass(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
-        """Bytes as they arrive, whole lines at a time (so a cut never leaves half a line before the
-        error event, and a key never hides across two writes); a tap reads usage on the way."""
+        """Bytes as they arrive, whole events at a time (so a cut never leaves half an event before
+        the error event, and a key never hides across two writes); a tap reads usage on the way."""
         shaped = self.shaped
         tap = self.codec.stream_tap()
         decoder = self.codec.stream_decoder() if shaped.remember else None
@@ -429,7 +441,7 @@ class Exchange:
 
 
 class _Writer:
-    """Writes a stream to the client; for pass-through, whole lines at a time."""
+    """Writes a stream to the client; for pass-through, whole events (NDJSON: lines) at a time."""
 
     __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip")
 
@@ -445,9 +457,20 @@ class _Writer:
         await self.reply.write(data)
         self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
 
+    def _boundary(self, buf: bytes) -> int:
+        """Where the last whole event ends in `buf` (0: none yet). An SSE event is held back until
+        its blank line: a cut between its `event:` and `data:` lines would otherwise leave a named
+        event without data, which the SDKs try to parse as JSON."""
+        if self._sep == b"\n":
+            return buf.rfind(b"\n") + 1
+        at = buf.rfind(b"\n\n")
+        end = at + 2 if at >= 0 else 0
+        at = buf.rfind(b"\n\r\n", max(end - 3, 0))  # CRLF framing
+        return at + 3 if at >= 0 and at + 3 > end else end
+
     async def lines(self, chunk: bytes) -> None:
         buf = self._pending + chunk if self._pending else chunk
-        cut = buf.rfind(b"\n") + 1
+        cut = self._boundary(buf)
         if cut == 0 and len(buf) <= MAX_PENDING:
             self._pending = buf
             return
@@ -476,7 +499,7 @@ class _Writer:
             await self.raw(rest)
 
     async def close_line(self) -> None:
-        """Before an error event: drop a partial line, end the open event."""
+        """Before an error event: drop a partial event, end one an over-long line left open."""
         self._pending = b""
         if self._tail.endswith(b"\n\n") or (self._sep == b"\n" and self._tail.endswith(b"\n")):
             return

@@ -163,7 +163,12 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                     return
                 last = result
                 kind = classify(result)
-                if kind != FATAL:
+                overflow = result.error is not None and is_context_overflow(result.error)
+                if kind == FATAL or overflow:
+                    # the upstream answered and the request was at fault (a bad request, a prompt
+                    # too long for this model): no failure of the target, and a probe is over
+                    health.succeeded(target)
+                else:
                     health.failed(target)
                 if result.committed:
                     return  # the client has its error event; nothing may be sent again
@@ -176,8 +181,8 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                         continue  # the same request with another key, at once
                 if kind == FATAL:
                     assert result.error is not None
-                    raise _final(result.error, tried, number)
-                if kind == FALLBACK and result.error is not None and is_context_overflow(result.error):
+                    raise _final(result.error, tried, number, outcome.provider)
+                if kind == FALLBACK and overflow:
                     info = target.provider.info(target.model)
                     overflow_window = info.context_window if info is not None and info.context_window else 0
                     break
@@ -199,7 +204,7 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
             health.leave(target)
     if last is None or last.error is None:
         raise InvalidRequest(f"model {trip.model!r}: no target of this route can take the request", param="model")
-    raise _final(last.error, tried, number)
+    raise _final(last.error, tried, number, outcome.provider)
 
 
 def _attempt(target: Target, key: int, result: Result | None, error: GatewayError | None) -> Attempt:
@@ -214,11 +219,14 @@ def _attempt(target: Target, key: int, result: Result | None, error: GatewayErro
     )
 
 
-def _final(error: GatewayError, tried: list[str], attempts: int) -> GatewayError:
-    """The error the client gets: the last one, naming what was tried when it was more than one."""
+def _final(error: GatewayError, tried: list[str], attempts: int, provider: str | None) -> GatewayError:
+    """The error the client gets: the last one, naming what was tried when it was more than one;
+    its headers say, like a success's, which provider answered last and after how many attempts."""
     if len(tried) > 1:
         error.message = f"{error.message} (every target failed: {', '.join(tried)}; {attempts} attempts)"
     elif attempts > 1:
         error.message = f"{error.message} ({attempts} attempts)"
     error.headers = {**error.headers, "x-dragoman-attempts": str(attempts)}
+    if provider is not None:
+        error.headers["x-dragoman-provider"] = provider
     return error
