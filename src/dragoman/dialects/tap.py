@@ -85,3 +85,23 @@ class ByteTap:
     def whole(self) -> bytes | None:
         """Every byte, when the stream was small enough to keep both ends in one piece."""
         return None if self._dropped else b"".join(self._tail)
+
+
+def data_lines(data: bytes, *markers: bytes) -> list[bytes]:
+    """The payloads of the `data:` lines holding any of `markers`, in stream order: the few events a
+    tap reads, found by searching for the markers (C-speed byte scans), so that the rest of a stream
+    is never split, framed or decoded."""
+    found: dict[int, bytes] = {}  # line start -> payload
+    for marker in markers:
+        at = data.find(marker)
+        while at >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end < 0:
+                end = len(data)
+            if start not in found:
+                line = data[start:end].rstrip(b"\r")
+                if line[:5] == b"data:":
+                    found[start] = line[6:] if line[5:6] == b" " else line[5:]
+            at = data.find(marker, end)
+    return [found[k] for k in sorted(found)]

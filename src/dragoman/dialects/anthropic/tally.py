@@ -10,8 +10,7 @@ import msgspec
 
 from dragoman.dialects.anthropic.stream import billed_usage, stop_reason
 from dragoman.dialects.base import Tally
-from dragoman.dialects.tap import ByteTap
-from dragoman.transport.framing import SSEParser
+from dragoman.dialects.tap import ByteTap, data_lines
 
 END_MARKERS = (b"message_stop", b"event: error", b'"type":"error"', b'"type": "error"')
 TOOL_MARKERS = (b'"type":"tool_use"', b'"type": "tool_use"')
@@ -50,14 +49,11 @@ def summarize(raw: bytes) -> Tally:
     )
 
 
-def _events(data: bytes) -> list[Any]:
-    parser = SSEParser()
-    frames = parser.feed(data)
-    frames.extend(parser.close())
+def _events(data: bytes, *markers: bytes) -> list[Any]:
     out = []
-    for frame in frames:
+    for payload in data_lines(data, *markers):
         try:
-            obj = _any.decode(frame.data)
+            obj = _any.decode(payload)
         except msgspec.DecodeError:
             continue
         if isinstance(obj, dict):
@@ -79,13 +75,13 @@ class AnthropicStreamTap:
         # as the stream decoder reads it: message_start's usage, then each field message_delta
         # reports (cumulative, so the last one counts) replaces it
         wire: dict[str, Any] | None = None
-        for obj in _events(self._bytes.head()):
+        for obj in _events(self._bytes.head(), b"message_start"):
             if obj.get("type") == "message_start":
                 msg = obj.get("message")
                 if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
                     wire = dict(msg["usage"])
                 break
-        for obj in _events(self._bytes.tail()):
+        for obj in _events(self._bytes.tail(), b"message_delta", b'"error"'):
             kind = obj.get("type")
             if kind == "message_delta":
                 delta = obj.get("delta")

@@ -4,6 +4,7 @@ and finish chunks, which come last, are decoded at the end)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -11,8 +12,7 @@ import msgspec
 from dragoman.canonical import Usage, merge_usage
 from dragoman.dialects.base import Tally
 from dragoman.dialects.openai.stream import error_from_payload, stop_from_openai, usage_from_openai
-from dragoman.dialects.tap import ByteTap
-from dragoman.transport.framing import SSEParser
+from dragoman.dialects.tap import ByteTap, data_lines
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
@@ -56,6 +56,10 @@ def strip_usage(lines: bytes) -> bytes:
             line = _without_usage(line)
         out.append(line)
     return b"".join(out)
+
+
+_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')  # set, not null
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 def _without_usage(line: bytes) -> bytes:
@@ -109,13 +113,9 @@ class OpenAIStreamTap:
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
         usage: Usage | None = None
-        parser = SSEParser()
-        frames = parser.feed(self._bytes.tail())
-        frames.extend(parser.close())
-        for frame in frames:
-            data = frame.data
-            if not (b'"usage"' in data or b'"finish_reason"' in data or b'"error"' in data):
-                continue
+        for data in data_lines(self._bytes.tail(), b'"usage"', b'"error"', *_FINISH_MARKERS):
+            if b'"usage"' not in data and b'"error"' not in data and not _FINISHED.search(data):
+                continue  # every chunk names finish_reason; only a set one (a string) matters
             try:
                 obj = _any.decode(data)
             except msgspec.DecodeError:
