@@ -51,7 +51,7 @@ def compare(
                 res.setdefault("validation", {})[system.name] = problems
         if res["errors"]:
             return res
-        for scn in SCENARIOS:
+        for scn in [s for s in off.scenarios() if s in on.scenarios()]:  # what both serve
             for conc in args.concurrency:
                 best: dict[str, float] = {off.name: 0.0, on.name: 0.0}
                 cpu: dict[str, float] = {off.name: 0.0, on.name: 0.0}

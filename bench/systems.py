@@ -561,7 +561,13 @@ def baseline_pair(args: argparse.Namespace, tmp: Path, cpus: CpuLayout, have: li
     env = {"DRAGOMAN_DATA_DIR": str(tmp / "data-dragoman-baseline")}
     out.append(
         System(
-            "dragoman-baseline", "dragoman baseline", port, "/health", CpuLayout.prefix(cpus.sut_cpus(1)) + cmd, env=env
+            "dragoman-baseline",
+            "dragoman baseline",
+            port,
+            "/health",
+            CpuLayout.prefix(cpus.sut_cpus(1)) + cmd,
+            env=env,
+            clients=("openai", "anthropic"),  # the earlier one may not serve /v1/responses
         )
     )
     return out
