@@ -16,6 +16,7 @@ import pytest
 from dragoman.transport.upstream import MAX_IDLE_PER_HOST
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, chat_completion, providers_at
 from tests.rawserver import Peer, reply, settle
+from tests.resil_helpers import anthropic_message
 
 USER = [{"role": "user", "content": "hi"}]
 LONG = "word " * (600 * 1024)  # a 3 MiB answer: a 64k-token reply is this size
@@ -27,21 +28,6 @@ def oai(url: str) -> openai.AsyncOpenAI:
 
 def ant(url: str) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=60)
-
-
-def anthropic_message(text: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "m",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": 1, "output_tokens": 2},
-        }
-    ).encode()
 
 
 @pytest.mark.parametrize("model", ["up-openai/m", "up-anthropic/m"])  # pass-through, translated

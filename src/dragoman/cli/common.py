@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from dragoman.config import Config, load
 
@@ -47,3 +51,32 @@ def port_number(text: str) -> int:
 def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def on_store(
+    url: str,
+    prepare: Callable[[Any], Awaitable[object]],
+    work: Callable[[Any], Awaitable[int]],
+    user_errors: tuple[type[Exception], ...],
+) -> int:
+    """Open the usage store at `url`, `prepare` it (its migrations), run `work` on it, close it.
+    A store that cannot be reached exits 1, a problem with what was asked (`user_errors`) 2; each
+    with one line on stderr, never a traceback."""
+    from dragoman.store.db import StoreError, open_database
+
+    async def main() -> int:
+        db = await open_database(url)
+        try:
+            await prepare(db)
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreError as exc:
+        print(f"dragoman: usage store: {exc}", file=sys.stderr)
+        return 1
+    except user_errors as exc:
+        print(f"dragoman: {exc}", file=sys.stderr)
+        return 2

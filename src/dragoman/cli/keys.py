@@ -12,17 +12,15 @@ the store keeps only its hash. Every running gateway sees a new or revoked key w
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dragoman.cli.common import add_config, config_from, positive_int, table
+from dragoman.cli.common import add_config, config_from, on_store, positive_int, table
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    from dragoman.store.db import StoreError, open_database
     from dragoman.store.keys.admin import KeyProblem, prepare
 
     cfg = config_from(args)
@@ -37,23 +35,7 @@ def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int
         print(
             "dragoman: note: server.virtual_keys = false: gateways with this config ignore these keys", file=sys.stderr
         )
-
-    async def main() -> int:
-        db = await open_database(store)
-        try:
-            await prepare(db)
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreError as exc:
-        print(f"dragoman: usage store: {exc}", file=sys.stderr)
-        return 1
-    except KeyProblem as exc:
-        print(f"dragoman: {exc}", file=sys.stderr)
-        return 2
+    return on_store(store, prepare, work, (KeyProblem,))
 
 
 def _money(value: float | None) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from dragoman.cli.common import add_config, config_from, table
+from dragoman.cli.common import add_config, config_from, on_store, table
 
 
 def parse_since(text: str) -> float:
@@ -23,7 +22,6 @@ def parse_since(text: str) -> float:
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    from dragoman.store.db import StoreError, open_database
     from dragoman.store.ledger.query import QueryError
     from dragoman.store.ledger.schema import MIGRATIONS
 
@@ -33,22 +31,8 @@ def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int
         print('dragoman: the usage ledger is off (server.usage_store = "off")', file=sys.stderr)
         return 1
 
-    async def main() -> int:
-        db = await open_database(store)
-        try:
-            await MIGRATIONS.apply(db)  # a store no gateway has written to yet reads as empty
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreError as exc:
-        print(f"dragoman: usage store: {exc}", file=sys.stderr)
-        return 1
-    except QueryError as exc:
-        print(f"dragoman: {exc}", file=sys.stderr)
-        return 2
+    # a store no gateway has written to yet reads as empty
+    return on_store(store, MIGRATIONS.apply, work, (QueryError,))
 
 
 def _json(value: Any) -> str:
