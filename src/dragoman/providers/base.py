@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from dragoman import dialects
@@ -199,7 +200,15 @@ class Provider:
     def secrets(self, client_key: str | None = None) -> tuple[str, ...]:
         """What must never reach a client, a log or a store: the configured keys and a forwarded
         client key."""
-        return tuple(s for s in (self.api_key, *self.api_keys, client_key if self.client_auth else None) if s)
+        configured = self._configured_secrets
+        if self.client_auth and client_key:
+            return (*configured, client_key)
+        return configured
+
+    @cached_property
+    def _configured_secrets(self) -> tuple[str, ...]:
+        # asked on every attempt: the configured keys are read once
+        return tuple(s for s in (self.api_key, *self.api_keys) if s)
 
 
 def split_betas(value: str | None) -> list[str]:
