@@ -128,9 +128,16 @@ class Gateway:
             raise StoreError('the usage ledger is off (server.usage_store = "off")')
         return await sink.database(2.0)
 
+    @cached_property
+    def client_auth(self) -> bool:
+        """Whether any provider takes the client's own key (`auth = "client"`)."""
+        return any(p.client_auth for p in self.providers.values())
+
     def client_key(self, headers: Mapping[str, str]) -> str | None:
         """The client's own provider key in a request's headers (never a gateway key), for
-        providers with `auth = "client"`. Never log or store it."""
+        providers with `auth = "client"` (None when there is none). Never log or store it."""
+        if not self.client_auth:
+            return None
         return credentials.client_key(headers, self.is_gateway_key)
 
     @cached_property

@@ -1,97 +1,137 @@
 """The shared half of a stream tap: what every dialect's tap keeps while a same-dialect stream passes.
 
-`feed` keeps the first `HEAD` bytes and roughly the last `TAIL` bytes, counts marker byte strings
-and notices end markers, all without decoding anything. A dialect's tap says which markers matter
-and reads the kept head and tail at `finish` (where the usage-bearing events are).
+`feed` only keeps the chunk: a pass-through stream costs one list append per chunk. The scans (marker
+counts, end markers, a noted marker's excerpt) run over whole buffers, at C speed, when the kept bytes
+outgrow `KEEP` (then all but roughly the last `TAIL` bytes are scanned and dropped) and at the end.
+A dialect's tap says which markers matter and reads the kept head and tail at `finish` (where the
+usage-bearing events are). Markers never hold a newline, and buffers are cut at line boundaries,
+so no marker is split by a cut (a single line longer than `KEEP` is the exception).
 """
 
 from __future__ import annotations
 
-from collections import deque
-
 HEAD = 16 * 1024  # Anthropic's message_start (input usage) is in the first bytes
 TAIL = 64 * 1024  # usage, finish reasons and Responses' final event are in the last ones
+KEEP = TAIL + 32 * 1024  # kept bytes before the older ones are scanned and dropped
+NOTE = 512  # bytes kept from where the noted marker was first seen
 
 
 class ByteTap:
     __slots__ = (
+        "_chunks",
+        "_count_markers",
         "_counts",
         "_dropped",
-        "_edge",
         "_end_markers",
         "_ended",
         "_head",
-        "_head_size",
-        "_tail",
-        "_tail_size",
-        "count_of",
+        "_note",
+        "_noted",
+        "_settled",
+        "_size",
+        "_torn",
     )
 
-    def __init__(self, end_markers: tuple[bytes, ...], count_markers: tuple[bytes, ...] = ()) -> None:
+    def __init__(
+        self, end_markers: tuple[bytes, ...], count_markers: tuple[bytes, ...] = (), note: bytes | None = None
+    ) -> None:
         self._end_markers = end_markers
-        self.count_of = count_markers
+        self._count_markers = count_markers
+        self._note = note
+        self._noted: bytes | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
         self._counts = 0
         self._ended = False
-        self._head: list[bytes] = []
-        self._head_size = 0
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
+        self._head: bytes | None = None  # set when the first bytes are dropped
         self._dropped = False
-        self._edge = b""  # the last bytes of the previous chunk: a marker may straddle two chunks
+        self._torn = False  # the kept bytes start inside a line
+        self._settled = False
 
     def feed(self, chunk: bytes) -> None:
-        if self._head_size < HEAD:
-            self._head.append(chunk)
-            self._head_size += len(chunk)
-        tail = self._tail
-        tail.append(chunk)
-        self._tail_size += len(chunk)
-        while self._tail_size - len(tail[0]) > TAIL:
-            self._tail_size -= len(tail.popleft())
-            self._dropped = True
-        for marker in self.count_of:
-            self._counts += chunk.count(marker)
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size > KEEP:
+            self._drop()
+
+    def _drop(self) -> None:
+        data = b"".join(self._chunks)
+        if self._head is None:
+            self._head = data[:HEAD]
+        keep_from = len(data) - TAIL
+        cut = data.rfind(b"\n", 0, keep_from) + 1
+        torn = cut == 0 or keep_from - cut > TAIL  # one huge line: cut inside it
+        if torn:
+            cut = keep_from
+        self._scan(data, cut)
+        self._chunks = [data[cut:]]
+        self._size = len(data) - cut
+        self._dropped = True
+        self._torn = torn
+
+    def _scan(self, data: bytes, end: int) -> None:
+        for marker in self._count_markers:
+            self._counts += data.count(marker, 0, end)
         if not self._ended:
-            window = self._edge + chunk
-            for marker in self._end_markers:
-                if marker in window:
-                    self._ended = True
-                    break
-            self._edge = window[-32:]
+            self._ended = any(data.find(marker, 0, end) >= 0 for marker in self._end_markers)
+        if self._note is not None and self._noted is None:
+            at = data.find(self._note)
+            if at >= 0:
+                self._noted = data[at : at + NOTE]
+
+    def _settle(self) -> bytes:
+        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        if not self._settled:
+            self._settled = True
+            self._chunks = [data]
+            self._scan(data, len(data))
+        return data
 
     @property
     def ended(self) -> bool:
+        """An end marker was seen (read once the stream is over)."""
+        self._settle()
         return self._ended
 
     @property
     def counted(self) -> int:
+        """How many times the count markers appeared (read once the stream is over)."""
+        self._settle()
         return self._counts
 
+    @property
+    def noted(self) -> bytes | None:
+        """The bytes from where the noted marker was first seen."""
+        self._settle()
+        return self._noted
+
     def head(self) -> bytes:
-        return b"".join(self._head)
+        data = self._settle()
+        return self._head if self._head is not None else data
 
     def tail(self) -> bytes:
-        """The kept tail, starting at a line boundary when it was cut."""
-        data = b"".join(self._tail)
-        if self._dropped:
+        """The kept tail, starting at a line boundary."""
+        data = self._settle()
+        if self._torn:
             cut = data.find(b"\n")
             data = data[cut + 1 :] if cut >= 0 else b""
         return data
 
     def raw_tail(self) -> bytes:
         """The kept tail as it is, maybe starting inside a line (for finding a field in a cut event)."""
-        return b"".join(self._tail)
+        return self._settle()
 
     def whole(self) -> bytes | None:
-        """Every byte, when the stream was small enough to keep both ends in one piece."""
-        return None if self._dropped else b"".join(self._tail)
+        """Every byte, when the stream was small enough to keep in one piece."""
+        data = self._settle()
+        return None if self._dropped else data
 
 
-def data_lines(data: bytes, *markers: bytes) -> list[bytes]:
-    """The payloads of the `data:` lines holding any of `markers`, in stream order: the few events a
-    tap reads, found by searching for the markers (C-speed byte scans), so that the rest of a stream
-    is never split, framed or decoded."""
-    found: dict[int, bytes] = {}  # line start -> payload
+def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
+    """The lines of `data` holding any of `markers`, in order, without their line ends: the few
+    events a tap reads, found by searching for the markers (C-speed byte scans), so that the rest of
+    a stream is never split, framed or decoded."""
+    found: dict[int, bytes] = {}  # line start -> line
     for marker in markers:
         at = data.find(marker)
         while at >= 0:
@@ -100,8 +140,15 @@ def data_lines(data: bytes, *markers: bytes) -> list[bytes]:
             if end < 0:
                 end = len(data)
             if start not in found:
-                line = data[start:end].rstrip(b"\r")
-                if line[:5] == b"data:":
-                    found[start] = line[6:] if line[5:6] == b" " else line[5:]
+                found[start] = data[start:end].rstrip(b"\r")
             at = data.find(marker, end)
     return [found[k] for k in sorted(found)]
+
+
+def data_lines(data: bytes, *markers: bytes) -> list[bytes]:
+    """The payloads of the SSE `data:` lines holding any of `markers`, in stream order."""
+    out = []
+    for line in lines_with(data, *markers):
+        if line[:5] == b"data:":
+            out.append(line[6:] if line[5:6] == b" " else line[5:])
+    return out

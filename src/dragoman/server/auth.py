@@ -54,6 +54,8 @@ def keys_required(gw: Gateway) -> bool:
 async def authenticate(request: web.Request, gw: Gateway) -> Identity | None:
     """The request's identity (None when the gateway asks for no key); raises the client's 401, or a
     503 while the keys are unknown."""
+    if gw.keys is None and not gw.config.server.api_keys and not gw.config.server.admin_key:
+        return None  # no key of any kind is set: nothing to look up
     return await _identify(gw, presented_keys(request.headers))
 
 

@@ -48,6 +48,11 @@ async def read_body(request: web.Request, limit: int, stall_timeout: float | Non
             )
         inflate = zlib.decompressobj(wbits=wbits)
     content = request.content
+    if inflate is None and content.is_eof():  # the whole body is already here, as it is
+        raw: bytes = content.read_nowait()
+        if len(raw) > limit:
+            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+        return raw
     if stall_timeout is None or content.is_eof():  # the whole body is already here: no timer
         raw = await _collect(content, limit, inflate)
     else:

@@ -40,13 +40,6 @@ _DDL: dict[Kind, dict[ColumnType, str]] = {
     "sqlite": {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bool": "INTEGER", "json": "TEXT"},
     "postgres": {"text": "TEXT", "real": "DOUBLE PRECISION", "int": "BIGINT", "bool": "BOOLEAN", "json": "JSONB"},
 }
-_PG_ARRAY: dict[ColumnType, str] = {
-    "text": "text[]",
-    "real": "float8[]",
-    "int": "int8[]",
-    "bool": "bool[]",
-    "json": "jsonb[]",
-}
 
 
 class StoreError(Exception):
@@ -362,13 +355,22 @@ class PostgresDatabase:
     ) -> int:
         if not rows:
             return 0
-        # one statement, one parameter per column whatever the batch size: arrays unnested
-        names = ", ".join(c.name for c in columns)
-        arrays = ", ".join(f"${i}::{_PG_ARRAY[c.type]}" for i, c in enumerate(columns, 1))
-        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT ({key}) DO NOTHING"
-        values = [list(col) for col in zip(*rows, strict=True)]
-        async with self._guard():
-            return _affected(await self._pool.execute(sql, *values))
+        # COPY into a session-private staging table, then one INSERT ... SELECT that skips the
+        # request ids already stored: binary COPY is asyncpg's cheapest way in (parameters cost
+        # ~20 us a row client-side, as unnested arrays or as large multi-row statements)
+        names = [c.name for c in columns]
+        listed = ", ".join(names)
+        staging = f"{table}_incoming"
+        async with self._guard(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            await conn.copy_records_to_table(staging, records=rows, columns=names)
+            return _affected(
+                await conn.execute(
+                    f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {staging} ON CONFLICT ({key}) DO NOTHING"
+                )
+            )
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from typing import Literal, Protocol
 
@@ -125,13 +126,23 @@ class Sinks:
 
 
 _NODE = os.uname().nodename if hasattr(os, "uname") else "local"
+_instance = f"{_NODE}:{os.getpid()}"
+
+
+def _forked() -> None:
+    global _instance
+    _instance = f"{_NODE}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def instance_name() -> str:
-    """host:pid — workers are forked, so the pid is read each time."""
-    return f"{_NODE}:{os.getpid()}"
+    """host:pid (a forked worker renames itself)."""
+    return _instance
 
 
 def new_request_id() -> str:
-    """Time-ordered and unique across instances: 12 hex digits of milliseconds, 16 random."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(8).hex()}"
+    """Time-ordered and unique across instances: 12 hex digits of milliseconds, 16 random (the
+    `random` module reseeds from the OS in every forked worker)."""
+    return f"{int(time.time() * 1000):012x}{random.getrandbits(64):016x}"

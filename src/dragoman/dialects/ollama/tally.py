@@ -11,7 +11,7 @@ import msgspec
 from dragoman.canonical import Usage
 from dragoman.dialects.base import Tally
 from dragoman.dialects.ollama.wire import stop_reason_of
-from dragoman.dialects.tap import ByteTap
+from dragoman.dialects.tap import ByteTap, lines_with
 
 END_MARKERS = (b'"done":true', b'"done": true', b'"error"')
 TOOL_MARKERS = (b'"function":', b'"function" :')
@@ -61,19 +61,15 @@ def summarize(raw: bytes) -> Tally:
 
 
 class OllamaStreamTap:
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "feed")
 
     def __init__(self) -> None:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
-
-    def feed(self, chunk: bytes) -> None:
-        self._bytes.feed(chunk)
+        self.feed = self._bytes.feed  # one list append per chunk
 
     def finish(self) -> Tally:
         tally = Tally(tool_calls=self._bytes.counted)
-        for raw in self._bytes.tail().split(b"\n"):
-            if b'"done"' not in raw and b'"error"' not in raw:
-                continue
+        for raw in lines_with(self._bytes.tail(), *END_MARKERS):  # not the `"done":false` lines
             try:
                 line = _line.decode(raw)
             except (msgspec.DecodeError, msgspec.ValidationError):

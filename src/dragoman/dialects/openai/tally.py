@@ -4,7 +4,6 @@ and finish chunks, which come last, are decoded at the end)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -59,7 +58,6 @@ def strip_usage(lines: bytes) -> bytes:
 
 
 _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')  # set, not null
-_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 def _without_usage(line: bytes) -> bytes:
@@ -102,20 +100,18 @@ def summarize(raw: bytes) -> Tally:
 
 
 class OpenAIStreamTap:
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "feed")
 
     def __init__(self) -> None:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
-
-    def feed(self, chunk: bytes) -> None:
-        self._bytes.feed(chunk)
+        self.feed = self._bytes.feed  # one list append per chunk
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
         usage: Usage | None = None
-        for data in data_lines(self._bytes.tail(), b'"usage"', b'"error"', *_FINISH_MARKERS):
-            if b'"usage"' not in data and b'"error"' not in data and not _FINISHED.search(data):
-                continue  # every chunk names finish_reason; only a set one (a string) matters
+        # every chunk may say `"usage":null` and `"finish_reason":null`: only the lines with a report,
+        # an error or a set finish reason are decoded
+        for data in data_lines(self._bytes.tail(), *USAGE_OBJECT, b'"error"', *_FINISH_MARKERS):
             try:
                 obj = _any.decode(data)
             except msgspec.DecodeError:

@@ -94,22 +94,12 @@ _INCOMPLETE = b'"response.incomplete"'
 
 
 class ResponsesStreamTap:
-    __slots__ = ("_bytes", "_edge", "_incomplete")
+    __slots__ = ("_bytes", "feed")
 
     def __init__(self) -> None:
-        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
-        self._edge = b""
-        self._incomplete: bytes | None = None  # the head of a response.incomplete event, once seen
-
-    def feed(self, chunk: bytes) -> None:
-        self._bytes.feed(chunk)
-        if self._incomplete is None:
-            # the final event's kind and reason are at its head, which a long event pushes out of the tail
-            window = self._edge + chunk
-            at = window.find(_INCOMPLETE)
-            if at >= 0:
-                self._incomplete = window[at : at + 512]
-            self._edge = window[-32:]
+        # the final event's kind and reason are at its head, which a long event pushes out of the tail
+        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS, note=_INCOMPLETE)
+        self.feed = self._bytes.feed
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
@@ -148,8 +138,9 @@ class ResponsesStreamTap:
         usage = _usage_in(tail)
         if usage is not None:
             tally.usage = usage_from_wire(usage)
-        if self._incomplete is not None:
-            tally.stop_reason = "refusal" if b'"content_filter"' in self._incomplete else "max_tokens"
+        incomplete = self._bytes.noted
+        if incomplete is not None:
+            tally.stop_reason = "refusal" if b'"content_filter"' in incomplete else "max_tokens"
         elif self._bytes.ended and tally.error is None:
             tally.stop_reason = "tool_use" if tally.tool_calls else "end_turn"
         return tally

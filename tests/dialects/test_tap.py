@@ -1,0 +1,98 @@
+"""The pass-through taps on streams longer than what they keep: counts, end markers and the head
+survive the drops, whatever the chunking (markers split across chunks included)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from dragoman.dialects.anthropic.tally import AnthropicStreamTap
+from dragoman.dialects.openai.tally import OpenAIStreamTap
+from dragoman.dialects.tap import KEEP, ByteTap
+
+
+def _sse(obj: dict, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + json.dumps(obj, separators=(",", ":")) + "\n\n").encode()
+
+
+def _chunked(data: bytes, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out, at = [], 0
+    while at < len(data):
+        n = rng.choice((1, 7, 64, 900, 5000))
+        out.append(data[at : at + n])
+        at += n
+    return out
+
+
+def openai_stream(calls: int, filler: int) -> bytes:
+    parts = []
+    for i in range(calls):
+        parts.append(_sse({"choices": [{"index": 0, "delta": {"content": "x" * filler}, "finish_reason": None}]}))
+        call = {"index": i, "id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": ""}}
+        parts.append(_sse({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}))
+    parts.append(_sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}], "usage": None}))
+    parts.append(_sse({"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}}))
+    parts.append(b"data: [DONE]\n\n")
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_openai_tap_counts_every_call_of_a_stream_far_longer_than_it_keeps(seed: int) -> None:
+    data = openai_stream(calls=300, filler=2000)
+    assert len(data) > 5 * KEEP
+    tap = OpenAIStreamTap()
+    for chunk in _chunked(data, seed):
+        tap.feed(chunk)
+    tally = tap.finish()
+    assert tally.tool_calls == 300
+    assert tally.ended
+    assert tally.stop_reason == "tool_use"
+    assert tally.usage is not None and (tally.usage.input_tokens, tally.usage.output_tokens) == (40, 9)
+
+
+def test_openai_tap_without_an_end_is_not_ended() -> None:
+    data = openai_stream(calls=100, filler=3000)
+    cut = data.index(b'"finish_reason":"tool_calls"')
+    tap = OpenAIStreamTap()
+    for chunk in _chunked(data[:cut], 4):
+        tap.feed(chunk)
+    tally = tap.finish()
+    assert not tally.ended and tally.usage is None and tally.tool_calls == 100
+
+
+def test_anthropic_tap_keeps_message_start_from_the_head_of_a_long_stream() -> None:
+    usage = {"input_tokens": 11, "cache_read_input_tokens": 5, "output_tokens": 1}
+    parts = [_sse({"type": "message_start", "message": {"id": "m", "usage": usage}}, "message_start")]
+    for i in range(50):
+        block = {"type": "tool_use", "id": f"t{i}", "name": "f", "input": {}}
+        parts.append(_sse({"type": "content_block_start", "index": i, "content_block": block}, "content_block_start"))
+        delta = {"type": "input_json_delta", "partial_json": "y" * 4000}
+        parts.append(_sse({"type": "content_block_delta", "index": i, "delta": delta}, "content_block_delta"))
+    end = {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 77}}
+    parts.append(_sse(end, "message_delta"))
+    parts.append(_sse({"type": "message_stop"}, "message_stop"))
+    data = b"".join(parts)
+    assert len(data) > 2 * KEEP
+    tap = AnthropicStreamTap()
+    for chunk in _chunked(data, 5):
+        tap.feed(chunk)
+    tally = tap.finish()
+    assert tally.tool_calls == 50 and tally.ended and tally.stop_reason == "tool_use"
+    assert tally.usage is not None
+    assert (tally.usage.input_tokens, tally.usage.cache_read_tokens, tally.usage.output_tokens) == (11, 5, 77)
+
+
+def test_one_line_longer_than_what_is_kept_is_cut_and_its_tail_starts_after_it() -> None:
+    tap = ByteTap((b"END",), (b"M",), note=b"NOTE")
+    tap.feed(b"data: NOTE first\n")
+    tap.feed(b"data: " + b"z" * (3 * KEEP))
+    tap.feed(b"\ndata: M END\n")
+    assert tap.tail() == b"data: M END\n"
+    assert tap.whole() is None
+    assert tap.counted == 1 and tap.ended
+    assert tap.noted is not None and tap.noted.startswith(b"NOTE first")
+    assert tap.head().startswith(b"data: NOTE first\n")
