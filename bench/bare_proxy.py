@@ -21,6 +21,8 @@ import aiohttp
 import msgspec
 from aiohttp import web
 
+from scenarios import API_KEY
+
 _decode = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 
@@ -46,12 +48,12 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     path = request.path
     if path == "/v1/messages":
         headers = {
-            "x-api-key": "bench",
+            "x-api-key": API_KEY,
             "anthropic-version": "2023-06-01",
             "content-type": "application/json",
         }
     else:
-        headers = {"authorization": "Bearer bench", "content-type": "application/json"}
+        headers = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
     session = request.app[SESSION]
     async with session.post(request.app[UPSTREAM] + path, data=_encode.encode(body), headers=headers) as up:
         if body.get("stream") is True:

@@ -21,7 +21,7 @@ TEXT_CHUNKS: tuple[str, ...] = (
 FULL_TEXT = "".join(TEXT_CHUNKS)
 PROMPT_TOKENS = 12
 COMPLETION_TOKENS = len(TEXT_CHUNKS)
-API_KEY = "bench"
+API_KEY = "sk-bench-5f0c2a9e71d84b36"  # shaped like a real key: it never occurs in a reply, as real keys do not
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"

@@ -342,13 +342,13 @@ default_provider = "mock-openai"
 [providers.mock-openai]
 dialect = "openai"
 base_url = "http://{HOST}:{PORTS["mock"]}/v1"
-api_key = "bench"
+api_key = "{API_KEY}"
 models = ["gpt-bench"]
 
 [providers.mock-anthropic]
 dialect = "anthropic"
 base_url = "http://{HOST}:{PORTS["mock"]}"
-api_key = "bench"
+api_key = "{API_KEY}"
 models = ["claude-bench"]
 """
 
@@ -371,12 +371,12 @@ model_list:
     litellm_params:
       model: openai/gpt-bench
       api_base: http://{HOST}:{PORTS["mock"]}/v1
-      api_key: bench
+      api_key: {API_KEY}
   - model_name: mock-anthropic/claude-bench
     litellm_params:
       model: anthropic/claude-bench
       api_base: http://{HOST}:{PORTS["mock"]}
-      api_key: bench
+      api_key: {API_KEY}
 litellm_settings:
   drop_params: true
   # route /v1/messages for OpenAI models to chat/completions (the default is the Responses API)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any
 
@@ -50,10 +50,14 @@ class Target:
 
     provider: Provider
     model: str  # as sent upstream
+    # named on every attempt (health, outcome, logs): built once
+    label: str = field(init=False, compare=False, repr=False)
+    board_name: str = field(init=False, compare=False, repr=False)  # its name on the cooldown board
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider.id}/{self.model}"
+    def __post_init__(self) -> None:
+        label = f"{self.provider.id}/{self.model}"
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "board_name", f"target:{label}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,10 +133,10 @@ class Provider:
     client_auth: bool = False
     # anthropic-beta values this provider always sends (its identity's, its configured header's)
     betas: tuple[str, ...] = ()
+    id: str = field(init=False, repr=False)  # the spec's, read on every attempt
 
-    @property
-    def id(self) -> str:
-        return self.spec.id
+    def __post_init__(self) -> None:
+        self.id = self.spec.id
 
     @property
     def hooks(self) -> Hooks:

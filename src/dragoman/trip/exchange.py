@@ -61,11 +61,11 @@ class Result:
 
 
 def reply_headers(upstream: Any) -> dict[str, str]:
+    """The upstream headers worth passing on (the transport's names are lower-case already)."""
     out: dict[str, str] = {}
     for name, value in upstream.items():
-        low = name.lower()
-        if low in PASS_HEADERS or low.startswith(PASS_PREFIXES):
-            out[low] = value
+        if name in PASS_HEADERS or name.startswith(PASS_PREFIXES):
+            out[name] = value
     return out
 
 
@@ -469,18 +469,21 @@ class _Writer:
         return at + 3 if at >= 0 and at + 3 > end else end
 
     async def lines(self, chunk: bytes) -> None:
-        buf = self._pending + chunk if self._pending else chunk
-        cut = self._boundary(buf)
-        if cut == 0 and len(buf) <= MAX_PENDING:
-            self._pending = buf
-            return
-        if cut == 0:
-            cut = len(buf)  # a line this long is not an event: pass it on rather than hold it
-        if cut < len(buf):
-            self._pending = buf[cut:]
-            buf = buf[:cut]
+        if not self._pending and chunk.endswith(self._sep):
+            buf = chunk  # the usual chunk: whole events, nothing held back
         else:
-            self._pending = b""
+            buf = self._pending + chunk if self._pending else chunk
+            cut = self._boundary(buf)
+            if cut == 0 and len(buf) <= MAX_PENDING:
+                self._pending = buf
+                return
+            if cut == 0:
+                cut = len(buf)  # a line this long is not an event: pass it on rather than hold it
+            if cut < len(buf):
+                self._pending = buf[cut:]
+                buf = buf[:cut]
+            else:
+                self._pending = b""
         for secret in self.secrets:
             if secret in buf:
                 buf = buf.replace(secret, b"[redacted]")

@@ -61,7 +61,7 @@ class MemoryBoard:
 
 
 def target_name(target: Target) -> str:
-    return f"target:{target.label}"
+    return target.board_name
 
 
 def key_name(provider: Provider, key: int) -> str:
