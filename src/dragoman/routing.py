@@ -53,6 +53,8 @@ class Target:
     # named on every attempt (health, outcome, logs): built once
     label: str = field(init=False, compare=False, repr=False)
     board_name: str = field(init=False, compare=False, repr=False)  # its name on the cooldown board
+    # what `plan.shape` derives from the target alone, per (client dialect, stream): built on first use
+    shapes: dict[tuple[str, bool], Any] = field(init=False, compare=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         label = f"{self.provider.id}/{self.model}"

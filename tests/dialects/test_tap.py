@@ -96,3 +96,119 @@ def test_one_line_longer_than_what_is_kept_is_cut_and_its_tail_starts_after_it()
     assert tap.counted == 1 and tap.ended
     assert tap.noted is not None and tap.noted.startswith(b"NOTE first")
     assert tap.head().startswith(b"data: NOTE first\n")
+
+
+def _spaced(obj: dict) -> bytes:
+    return ("data: " + json.dumps(obj) + "\n\n").encode()  # json.dumps' default style: `": "`
+
+
+def _content(text: str, index: int = 0) -> dict:
+    return {"choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}], "usage": None}
+
+
+ENDINGS = {
+    # (the events after some content, what the tap must read: usage fields, stop reason, error)
+    "usage chunk": (
+        [
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+            {"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35}},
+        ],
+        (30, 5, 0, None),
+        "end_turn",
+        None,
+    ),
+    "moonshot usage in the choice": (
+        [
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {},
+                        "finish_reason": "length",
+                        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "cached_tokens": 3},
+                    }
+                ]
+            }
+        ],
+        (6, 4, 3, None),
+        "max_tokens",
+        None,
+    ),
+    "deepseek cache hit and reasoning": (
+        [
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": 50,
+                    "completion_tokens": 7,
+                    "prompt_cache_hit_tokens": 20,
+                    "completion_tokens_details": {"reasoning_tokens": 3},
+                },
+            },
+        ],
+        (30, 7, 20, 3),
+        "end_turn",
+        None,
+    ),
+    "openai cached details": (
+        [
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+            {
+                "choices": [],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 64}},
+            },
+        ],
+        (36, 2, 64, None),
+        "tool_use",
+        None,
+    ),
+    "choice 1 finishes last": (
+        [
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            _content("more", index=1),
+            {"choices": [{"index": 1, "delta": {}, "finish_reason": "length"}]},
+            {"choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": 8}},
+        ],
+        (8, 8, 0, None),
+        "end_turn",
+        None,
+    ),
+    "an error event at the end": (
+        [{"error": {"message": "overloaded", "type": "server_error"}}],
+        None,
+        None,
+        "overloaded",
+    ),
+    "a bool where a count goes": (
+        [
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": True, "completion_tokens": 3}},
+        ],
+        (0, 3, 0, None),
+        "end_turn",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("style", ["compact", "spaced"])
+@pytest.mark.parametrize("name", list(ENDINGS))
+@pytest.mark.parametrize("filler", [1, 40])
+def test_openai_tap_reads_every_kind_of_ending_in_either_json_style(name: str, style: str, filler: int) -> None:
+    """The usual ending is read from the back; anything else falls back to every line: the result
+    is the same either way."""
+    events, usage, stop, error = ENDINGS[name]
+    frame = (lambda o: _sse(o)) if style == "compact" else _spaced
+    data = b"".join(frame(_content("word " * 20)) for _ in range(filler))
+    data += b"".join(frame(e) for e in events) + b"data: [DONE]\n\n"
+    tap = OpenAIStreamTap()
+    for chunk in _chunked(data, filler):
+        tap.feed(chunk)
+    tally = tap.finish()
+    got = tally.usage
+    assert (
+        None if got is None else (got.input_tokens, got.output_tokens, got.cache_read_tokens, got.reasoning_tokens)
+    ) == usage
+    assert tally.stop_reason == stop
+    assert tally.error == error
+    assert tally.ended

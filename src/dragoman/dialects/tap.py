@@ -72,8 +72,8 @@ class ByteTap:
     def _scan(self, data: bytes, end: int) -> None:
         for marker in self._count_markers:
             self._counts += data.count(marker, 0, end)
-        if not self._ended:
-            self._ended = any(data.find(marker, 0, end) >= 0 for marker in self._end_markers)
+        if not self._ended:  # from the end: that is where an end marker is
+            self._ended = any(data.rfind(marker, 0, end) >= 0 for marker in self._end_markers)
         if self._note is not None and self._noted is None:
             at = data.find(self._note)
             if at >= 0:
@@ -143,6 +143,33 @@ def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
                 found[start] = data[start:end].rstrip(b"\r")
             at = data.find(marker, end)
     return [found[k] for k in sorted(found)]
+
+
+WINDOW = 2048  # the last bytes of a stream, where its report and finish are in every stream seen
+
+
+def last_lines(data: bytes, size: int = WINDOW) -> bytes:
+    """The whole lines within the last `size` bytes of `data` (all of it when it is shorter): what a
+    tap searches first, so that a long stream's tail is scanned once per marker only when its end
+    did not hold what the tap looks for."""
+    if len(data) <= size:
+        return data
+    return data[data.find(b"\n", len(data) - size) + 1 :]
+
+
+def first_data_line(data: bytes, marker: bytes) -> bytes | None:
+    """The payload of the first SSE `data:` line holding `marker` (searching no further)."""
+    at = data.find(marker)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        end = data.find(b"\n", at)
+        if end < 0:
+            end = len(data)
+        if data[start : start + 5] == b"data:":
+            line = data[start:end].rstrip(b"\r")
+            return line[6:] if line[5:6] == b" " else line[5:]
+        at = data.find(marker, end)
+    return None
 
 
 def data_lines(data: bytes, *markers: bytes) -> list[bytes]:

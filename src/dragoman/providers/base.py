@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
+
 from dragoman import dialects
 from dragoman.errors import AuthenticationFailed, GatewayError
 
@@ -33,8 +35,7 @@ REASONING_REPLAY = "reasoning_replay"  # assistant tool-call turns must carry th
 SIGNATURE_AUTHORITY = "signature_authority"
 
 
-@dataclass(frozen=True)
-class PrepareContext:
+class PrepareContext(msgspec.Struct, frozen=True):
     """What a hook may know while shaping the upstream body."""
 
     client_dialect: str

@@ -7,8 +7,9 @@ function per dialect, and never overwrites reasoning the client did send.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from dragoman.canonical import Reasoning
 from dragoman.store.reasoning import Recall

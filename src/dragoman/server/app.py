@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -174,6 +175,9 @@ def _worker(config: Config, host: str, port: int, workers: int, report: Any | No
             report.put(("failed", exc.strerror or str(exc)))
             return
         text = banner(gw, host, bound, workers)
+        # what start-up made (modules, config, the catalog) lives as long as the process: out of the
+        # collector's sight, so that its full collections walk only what requests leave behind
+        gc.freeze()
         if report is not None:
             report.put(("ready", text))
         else:

@@ -27,7 +27,7 @@ import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 import httptools
 
@@ -63,6 +63,7 @@ class _Conn(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.fd = -1
+        self.poller: Any = None  # select.poll on `fd`, made once: `alive` asks it before each reuse
         self.parser = httptools.HttpResponseParser(self)
         self.busy = False
         self.pooled = False
@@ -101,6 +102,9 @@ class _Conn(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.fd = sock.fileno()
+                if _POLL:
+                    self.poller = select.poll()
+                    self.poller.register(self.fd, select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         if not self.busy or self.complete:
@@ -264,10 +268,8 @@ class _Conn(asyncio.Protocol):
         if self.fd < 0:
             return True
         try:
-            if _POLL:
-                poller = select.poll()
-                poller.register(self.fd, select.POLLIN)
-                return not poller.poll(0)
+            if self.poller is not None:
+                return not self.poller.poll(0)
             return not select.select([self.fd], [], [], 0)[0]
         except (OSError, ValueError):
             return False
@@ -384,6 +386,13 @@ class UpstreamResponse:
         conn.release()
         return self._body
 
+    @property
+    def exhausted(self) -> bool:
+        """The body is complete and every byte of it was taken: no chunk follows (the last one can
+        go to the client together with the end of the reply)."""
+        conn = self._conn
+        return conn is None or (conn.complete and conn.failed is None and not conn.body)
+
     def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, chunk by chunk."""
         return self
@@ -485,7 +494,7 @@ class Upstream:
         pool = self._pools.get(key)
         if not pool:
             return None
-        now = asyncio.get_running_loop().time()
+        now = pool[-1].loop.time()  # (asyncio.get_running_loop() costs a getpid syscall on 3.11)
         while pool:
             conn = pool.pop()
             conn.pooled = False

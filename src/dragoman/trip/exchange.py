@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -47,8 +48,7 @@ MAX_PENDING = 1024 * 1024  # bytes of a partial line a pass-through stream holds
 ANSWER_KEYS = ("choices", "content", "message", "output")  # where each dialect's answer sits
 
 
-@dataclass(slots=True)
-class Result:
+class Result(msgspec.Struct):
     """How one attempt went, for the policy."""
 
     ok: bool
@@ -111,6 +111,12 @@ def upstream_error(shaped: Shaped, status: int, headers: Any, body: bytes, secre
     if kept:
         error.headers = {**kept, **error.headers}
     return error
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_bytes(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The keys a pass-through stream is searched for, as bytes."""
+    return tuple(s.encode() for s in secrets if len(s) >= 4)
 
 
 def stream_error(event: StreamError) -> GatewayError:
@@ -221,11 +227,7 @@ class Exchange:
 
     def _answered(self, status: int, tally: Tally | None) -> None:
         """The outcome of the attempt that answered."""
-        out = self.trip.outcome
-        out.provider = self.provider.id
-        out.upstream_model = self.shaped.target.model
-        out.upstream_dialect = self.shaped.dialect
-        out.passthrough = self.shaped.passthrough
+        out = self.trip.outcome  # (the policy named the provider, model and dialect before the attempt)
         out.status = status
         out.ttfb_ms = (time.perf_counter() - self.trip.started) * 1000
         if tally is not None:
@@ -302,14 +304,12 @@ class Exchange:
         try:
             await self.reply.start(200, self._head(up.headers), client.stream_content_type)
             if self.shaped.passthrough:
-                failure = await self._pass(first, chunks, writer)
+                failure = await self._pass(first, up, writer)
             else:
-                failure = await self._translate(first, chunks, writer)
+                failure = await self._translate(first, up, writer)
             if failure is not None:
                 self.trip.outcome.end = "broken"
                 await self._fail_stream(writer, failure)
-            else:
-                await self.reply.end()
         except ClientGone:
             self.trip.outcome.end = "client_gone"
             return Result(ok=True, committed=True, status=200)
@@ -343,26 +343,35 @@ class Exchange:
         await writer.raw(encoder.encode_error(error))
         await self.reply.end()
 
-    async def _pass(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
+    async def _pass(self, first: bytes, up: Any, writer: _Writer) -> GatewayError | None:
         """Bytes as they arrive, whole events at a time (so a cut never leaves half an event before
-        the error event, and a key never hides across two writes); a tap reads usage on the way."""
+        the error event, and a key never hides across two writes); a tap reads usage on the way.
+        The last chunk goes out with the end of the reply; on success the reply is ended here."""
         shaped = self.shaped
         tap = self.codec.stream_tap()
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
-        writer.secrets = tuple(s.encode() for s in self.secrets if len(s) >= 4)
+        writer.secrets = (
+            _secret_bytes(self.secrets)  # the configured keys: the same on every request
+            if not self.provider.client_auth
+            else tuple(s.encode() for s in self.secrets if len(s) >= 4)  # a client's key is not kept
+        )
         if shaped.strip_usage:
             writer.strip = self.codec.strip_stream_usage
         failure: GatewayError | None = None
         chunk = first
+        last = b""  # the last chunk, not written yet
         try:
             while True:
                 tap.feed(chunk)
                 if decoder is not None and acc is not None:
                     for event in decoder.feed(chunk):
                         acc.feed(event)
+                if up.exhausted:
+                    last = chunk
+                    break
                 await writer.lines(chunk)
-                chunk = await self._next(chunks)
+                chunk = await self._next(up)
         except StopAsyncIteration:
             pass
         except GatewayError as exc:
@@ -386,10 +395,14 @@ class Exchange:
         elif failure is None and not tally.ended:
             failure = UpstreamError(f"{self.provider.id} ended the stream before it was complete")
         if failure is None:
-            await writer.flush()
+            await writer.end(last)
+        elif last:
+            await writer.lines(last)
         return failure
 
-    async def _translate(self, first: bytes, chunks: Any, writer: _Writer) -> GatewayError | None:
+    async def _translate(self, first: bytes, up: Any, writer: _Writer) -> GatewayError | None:
+        """Decoded, translated and encoded event by event; on success the reply is ended here, the
+        last events with it."""
         decoder = self.codec.stream_decoder()
         encoder = self.encoder = dialects.get(self.trip.front).stream_encoder(context=self.context)
         acc = Accumulator() if self.shaped.remember else None
@@ -418,32 +431,41 @@ class Exchange:
 
         failure: GatewayError | None = None
         chunk = first
+        data = b""
         try:
             while True:
                 data = translate(decoder.feed(chunk))
-                if data:
+                if up.exhausted:
+                    break
+                if data or not writer.wrote:  # an empty write sends the head on its own
                     await writer.raw(data)
-                chunk = await self._next(chunks)
+                data = b""
+                chunk = await self._next(up)
         except StopAsyncIteration:
-            try:
-                data = translate(decoder.close())
-                if data:
-                    await writer.raw(data)
-            except GatewayError as exc:
-                failure = exc
+            pass
         except GatewayError as exc:
             failure = exc  # the upstream's own error event, or the transport's (named)
         finally:
             outcome.tool_calls = tools  # also when the client left
+        if failure is None:
+            try:
+                data += translate(decoder.close())
+            except GatewayError as exc:
+                failure = exc
+            outcome.tool_calls = tools
         if acc is not None:
             await remember(self.gw, self.provider.id, acc.finish())
+        if failure is None:
+            await writer.end(data, raw=True)
+        elif data:
+            await writer.raw(data)
         return failure
 
 
 class _Writer:
     """Writes a stream to the client; for pass-through, whole events (NDJSON: lines) at a time."""
 
-    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip")
+    __slots__ = ("_pending", "_sep", "_tail", "reply", "secrets", "strip", "wrote")
 
     def __init__(self, reply: Reply, framing: str) -> None:
         self.reply = reply
@@ -452,10 +474,16 @@ class _Writer:
         self._tail = self._sep  # the last bytes written: the stream starts at an event boundary
         self.secrets: tuple[bytes, ...] = ()
         self.strip: Callable[[bytes], bytes] | None = None  # takes out usage the client did not ask for
+        self.wrote = False  # anything (the head, at least) went to the client
 
     async def raw(self, data: bytes) -> None:
+        self.wrote = True
         await self.reply.write(data)
-        self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
+        self._note(data)
+
+    def _note(self, data: bytes) -> None:
+        if data:
+            self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
 
     def _boundary(self, buf: bytes) -> int:
         """Where the last whole event ends in `buf` (0: none yet). An SSE event is held back until
@@ -468,7 +496,8 @@ class _Writer:
         at = buf.rfind(b"\n\r\n", max(end - 3, 0))  # CRLF framing
         return at + 3 if at >= 0 and at + 3 > end else end
 
-    async def lines(self, chunk: bytes) -> None:
+    def _events(self, chunk: bytes) -> bytes:
+        """The whole events that `chunk` completes, redacted (and stripped); the rest is held back."""
         if not self._pending and chunk.endswith(self._sep):
             buf = chunk  # the usual chunk: whole events, nothing held back
         else:
@@ -476,7 +505,7 @@ class _Writer:
             cut = self._boundary(buf)
             if cut == 0 and len(buf) <= MAX_PENDING:
                 self._pending = buf
-                return
+                return b""
             if cut == 0:
                 cut = len(buf)  # a line this long is not an event: pass it on rather than hold it
             if cut < len(buf):
@@ -489,17 +518,25 @@ class _Writer:
                 buf = buf.replace(secret, b"[redacted]")
         if self.strip is not None:
             buf = self.strip(buf)
-            if not buf:
-                return
-        await self.raw(buf)
+        return buf
 
-    async def flush(self) -> None:
-        """A last line without a newline, at a clean end."""
+    async def lines(self, chunk: bytes) -> None:
+        buf = self._events(chunk)
+        if buf or not self.wrote:  # an empty write sends the head on its own
+            await self.raw(buf)
+
+    async def end(self, last: bytes, raw: bool = False) -> None:
+        """The last bytes (whole events of them, or `raw` as they are), a last line without a
+        newline, and the end of the reply, in one write."""
+        data = last if raw else self._events(last) if last else b""
         if self._pending:
             rest, self._pending = self._pending, b""
             for secret in self.secrets:
                 rest = rest.replace(secret, b"[redacted]")
-            await self.raw(rest)
+            data += rest
+        self.wrote = True
+        await self.reply.end(data)
+        self._note(data)
 
     async def close_line(self) -> None:
         """Before an error event: drop a partial event, end one an over-long line left open."""

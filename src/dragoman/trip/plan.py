@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -44,8 +43,7 @@ NOTHING_RECALLED = Snapshot()
 OFF_LOOP_BYTES = 1024 * 1024
 
 
-@dataclass(slots=True)
-class Caller:
+class Caller(msgspec.Struct):
     """Who sent the request, as far as the trip needs to know."""
 
     headers: Mapping[str, str]  # the client's request headers (case-insensitive lookups)
@@ -53,8 +51,7 @@ class Caller:
     client_key: str | None = None  # the key the client presented, for providers with auth = "client"
 
 
-@dataclass(slots=True, eq=False)
-class Trip:
+class Trip(msgspec.Struct, eq=False):
     """Everything decided about one request before any attempt."""
 
     front: str  # the client's dialect
@@ -65,7 +62,7 @@ class Trip:
     context: EncodeContext  # what of the client's body shapes the reply
     caller: Caller
     outcome: Outcome
-    started: float = field(default_factory=time.perf_counter)
+    started: float = msgspec.field(default_factory=time.perf_counter)
     rule: str | None = None  # the [router] rule that chose the target
     aborted: str | None = None  # why the gateway itself ended the trip (shutting down)
     task: asyncio.Task[Any] | None = None
@@ -126,8 +123,7 @@ def plan(gw: Gateway, front: str, raw: bytes, body: dict[str, Any], caller: Call
     )
 
 
-@dataclass(slots=True)
-class Shaped:
+class Shaped(msgspec.Struct):
     """One target's upstream request, ready to send with any of the provider's keys."""
 
     target: Target
@@ -146,11 +142,58 @@ class Shaped:
         return self.same_dialect and not self.rewrite
 
 
-async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
+class _Fixed(msgspec.Struct, frozen=True):
+    """What a target's requests share for one client dialect and stream mode (the provider's
+    hooks are functions of its config and the model): worked out once per target, not per request."""
+
+    dialect: str
+    same: bool
+    url: str
+    rewrite: bool
+    replay: bool  # the provider wants its reasoning replayed
+    remember: bool
+    forward: tuple[str, ...]  # client headers a same-dialect request passes on
+    base: dict[str, str]  # content-type and the dialect's headers
+    full: dict[str, str]  # `base`, the provider's headers and betas: when the client forwards nothing
+
+
+def _fixed(target: Target, front: str, stream: bool) -> _Fixed:
     provider = target.provider
     dialect = provider.hooks.dialect_for(provider, target.model)
     up = dialects.get(dialect)
-    same = dialect == trip.front
+    same = dialect == front
+    caps = provider.spec.capabilities
+    base = {"content-type": "application/json", **up.request_headers(stream)}
+    full = dict(base)
+    own_beta = full.pop("anthropic-beta", None)
+    full.update(provider.headers)
+    beta = merge_betas(own_beta, provider.betas)
+    if beta:
+        full["anthropic-beta"] = beta
+    return _Fixed(
+        dialect=dialect,
+        same=same,
+        url=provider.hooks.url_for(provider, dialect, target.model),
+        rewrite=same and stream and provider.hooks.rewrite_stream(provider),
+        replay=REASONING_REPLAY in caps,
+        # clients that keep signed reasoning (Anthropic's) need nothing remembered from the signature
+        # authority itself; everything else is remembered so a later turn can be completed, and so
+        # that Claude is never sent another provider's signature
+        remember=REASONING_REPLAY in caps
+        and (not dialects.get(front).keeps_signed_reasoning or SIGNATURE_AUTHORITY not in caps),
+        forward=up.forward_headers() if same else (),
+        base=base,
+        full=full,
+    )
+
+
+async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
+    provider = target.provider
+    fixed = target.shapes.get((trip.front, trip.stream))
+    if fixed is None:
+        fixed = target.shapes[(trip.front, trip.stream)] = _fixed(target, trip.front, trip.stream)
+    dialect, same = fixed.dialect, fixed.same
+    up = dialects.get(dialect)
     body = trip.body()
     sealer = trip.context.sealer  # set when the client carries reasoning back sealed (Responses)
     if same:
@@ -175,37 +218,34 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
         wire = up.encode_request(request)
         thinking = request.thinking
     injected = up.ask_stream_usage(wire) if trip.stream else False
-    caps = provider.spec.capabilities
     recalled = NOTHING_RECALLED
-    if REASONING_REPLAY in caps:
+    if fixed.replay:
         ids = tool_call_ids(wire)
         if ids:
             recalled = Snapshot(await gw.reasoning.recall_many(ids))  # one round trip to the store
     ctx = PrepareContext(client_dialect=trip.front, upstream_dialect=dialect, thinking=thinking, reasoning=recalled)
     provider.hooks.prepare(provider, wire, ctx)
-    # clients that keep signed reasoning (Anthropic's) need nothing remembered from the signature
-    # authority itself; everything else is remembered so a later turn can be completed, and so that
-    # Claude is never sent another provider's signature
-    remember = REASONING_REPLAY in caps and (
-        not dialects.get(trip.front).keeps_signed_reasoning or SIGNATURE_AUTHORITY not in caps
-    )
     if provider.client_auth:
         provider.auth_headers(trip.caller.client_key)  # a 401 now, before any attempt, when it has none
-    headers = {"content-type": "application/json", **up.request_headers(trip.stream)}
-    if same:
-        for name in up.forward_headers():
-            value = trip.caller.headers.get(name)
-            if value:
-                # a byte that is not printable ASCII would be forwarded as something else, or
-                # refused upstream as if the gateway were at fault
-                if not (value.isascii() and value.isprintable()):
-                    raise InvalidRequest(f"header {name} must be printable ASCII", param=name)
-                headers[name] = value
-    client_beta = headers.pop("anthropic-beta", None)
-    headers.update(provider.headers)
-    beta = merge_betas(client_beta, provider.betas)
-    if beta:
-        headers["anthropic-beta"] = beta
+    forwarded: list[tuple[str, str]] = []
+    for name in fixed.forward:
+        value = trip.caller.headers.get(name)
+        if value:
+            # a byte that is not printable ASCII would be forwarded as something else, or
+            # refused upstream as if the gateway were at fault
+            if not (value.isascii() and value.isprintable()):
+                raise InvalidRequest(f"header {name} must be printable ASCII", param=name)
+            forwarded.append((name, value))
+    if forwarded:
+        headers = dict(fixed.base)
+        headers.update(forwarded)
+        client_beta = headers.pop("anthropic-beta", None)
+        headers.update(provider.headers)
+        beta = merge_betas(client_beta, provider.betas)
+        if beta:
+            headers["anthropic-beta"] = beta
+    else:
+        headers = dict(fixed.full)
     if len(trip.raw) > OFF_LOOP_BYTES:
         payload = await asyncio.to_thread(_encode.encode, wire)
     else:
@@ -213,12 +253,12 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
     return Shaped(
         target=target,
         dialect=dialect,
-        url=provider.hooks.url_for(provider, dialect, target.model),
+        url=fixed.url,
         headers=headers,
         payload=payload,
         same_dialect=same,
-        rewrite=same and trip.stream and provider.hooks.rewrite_stream(provider),
-        remember=remember,
+        rewrite=fixed.rewrite,
+        remember=fixed.remember,
         strip_usage=injected and not trip.context.include_usage,
     )
 

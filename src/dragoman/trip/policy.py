@@ -103,10 +103,12 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
     outcome = trip.outcome
     now = time.time()
     queue = ordered(trip.route, health)
-    blocked = [t for t in queue if health.blocked(t, now)]
-    # cooling targets (and those another request is probing) wait at the back: tried only when
-    # every healthy one failed, the soonest to recover first
-    queue = [t for t in queue if t not in blocked] + sorted(blocked, key=lambda t: health.cooling(t, now))
+    if len(queue) > 1:
+        blocked = [t for t in queue if health.blocked(t, now)]
+        # cooling targets (and those another request is probing) wait at the back: tried only when
+        # every healthy one failed, the soonest to recover first
+        if blocked:
+            queue = [t for t in queue if t not in blocked] + sorted(blocked, key=lambda t: health.cooling(t, now))
     last: Result | None = None
     tried: list[str] = []
     overflow_window: int | None = None  # the context window a request was too long for

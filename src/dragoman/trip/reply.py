@@ -21,13 +21,14 @@ class Reply(Protocol):
         ...
 
     async def start(self, status: int, headers: dict[str, str], content_type: str) -> None:
-        """The head of a streamed reply; raises ClientGone."""
+        """The head of a streamed reply, sent with the first `write` (or `end`) so that head and first
+        bytes leave in one packet; raises ClientGone."""
         ...
 
     async def write(self, data: bytes) -> None:
         """Part of a streamed reply; raises ClientGone."""
         ...
 
-    async def end(self) -> None:
-        """The end of a streamed reply; raises ClientGone."""
+    async def end(self, data: bytes = b"") -> None:
+        """The last bytes and the end of a streamed reply, in one write; raises ClientGone."""
         ...

@@ -10,7 +10,7 @@ import msgspec
 
 from dragoman.dialects.anthropic.stream import billed_usage, stop_reason
 from dragoman.dialects.base import Tally
-from dragoman.dialects.tap import ByteTap, data_lines
+from dragoman.dialects.tap import ByteTap, data_lines, first_data_line, last_lines
 
 END_MARKERS = (b"message_stop", b"event: error", b'"type":"error"', b'"type": "error"')
 TOOL_MARKERS = (b'"type":"tool_use"', b'"type": "tool_use"')
@@ -50,8 +50,12 @@ def summarize(raw: bytes) -> Tally:
 
 
 def _events(data: bytes, *markers: bytes) -> list[Any]:
+    return _decoded(data_lines(data, *markers))
+
+
+def _decoded(payloads: list[bytes]) -> list[Any]:
     out = []
-    for payload in data_lines(data, *markers):
+    for payload in payloads:
         try:
             obj = _any.decode(payload)
         except msgspec.DecodeError:
@@ -73,13 +77,17 @@ class AnthropicStreamTap:
         # as the stream decoder reads it: message_start's usage, then each field message_delta
         # reports (cumulative, so the last one counts) replaces it
         wire: dict[str, Any] | None = None
-        for obj in _events(self._bytes.head(), b"message_start"):
+        start = first_data_line(self._bytes.head(), b"message_start")
+        for obj in _decoded([start] if start is not None else []):
             if obj.get("type") == "message_start":
                 msg = obj.get("message")
                 if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
                     wire = dict(msg["usage"])
-                break
-        for obj in _events(self._bytes.tail(), b"message_delta", b'"error"'):
+        tail = self._bytes.tail()
+        end = last_lines(tail)
+        if len(end) < len(tail) and b"message_delta" not in end and b'"error"' not in end:
+            end = tail  # the last events did not hold the report: all of them
+        for obj in _events(end, b"message_delta", b'"error"'):
             kind = obj.get("type")
             if kind == "message_delta":
                 delta = obj.get("delta")

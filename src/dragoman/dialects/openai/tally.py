@@ -11,7 +11,7 @@ import msgspec
 from dragoman.canonical import Usage, merge_usage
 from dragoman.dialects.base import Tally
 from dragoman.dialects.openai.stream import error_from_payload, stop_from_openai, usage_from_openai
-from dragoman.dialects.tap import ByteTap, data_lines
+from dragoman.dialects.tap import ByteTap, data_lines, last_lines
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
@@ -34,7 +34,56 @@ class _Body(msgspec.Struct):
     error: Any = None
 
 
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
+class _WireUsage(msgspec.Struct):
+    """A usage report decoded typed (no dict, no per-field checks); one that does not fit (a bool,
+    a float) is read the loose way, by `usage_from_openai`."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    prompt_cache_hit_tokens: int | None = None  # DeepSeek
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    index: int = 0
+    finish_reason: str | None = None
+    usage: _WireUsage | None = None  # Moonshot
+
+
+class _Chunk(msgspec.Struct):
+    usage: _WireUsage | None = None
+    choices: list[_ChunkChoice] | None = None
+    error: Any = None
+
+
+def _usage(u: _WireUsage) -> Usage:
+    """`usage_from_openai` of a typed report."""
+    details = u.prompt_tokens_details
+    cache_read = (details.cached_tokens if details else None) or u.cached_tokens or u.prompt_cache_hit_tokens or 0
+    cache_write = (details.cache_write_tokens if details else None) or 0
+    done = u.completion_tokens_details
+    return Usage(
+        input_tokens=max((u.prompt_tokens or 0) - cache_read - cache_write, 0),
+        output_tokens=u.completion_tokens or 0,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=done.reasoning_tokens if done is not None else None,
+    )
+
+
 _body = msgspec.json.Decoder(_Body)
+_chunk = msgspec.json.Decoder(_Chunk)
 _any = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder()
 USAGE_OBJECT = (b'"usage":{', b'"usage": {')  # a report (chunks without one say `"usage":null`, or nothing)
@@ -58,6 +107,9 @@ def strip_usage(lines: bytes) -> bytes:
 
 
 _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')  # set, not null
+# what the usual ending is searched for, per JSON style: a report, a set finish reason, an error
+_COMPACT = (b'"usage":{', b'"finish_reason":"', b'"error"')
+_SPACED = (b'"usage": {', b'"finish_reason": "', b'"error"')
 
 
 def _without_usage(line: bytes) -> bytes:
@@ -76,8 +128,40 @@ def _without_usage(line: bytes) -> bytes:
     return b"data: " + _encode.encode(chunk) + end
 
 
+class _TypedChoice(msgspec.Struct):
+    finish_reason: str | None = None
+    message: _Message | None = None
+    usage: _WireUsage | None = None
+
+
+class _TypedBody(msgspec.Struct):
+    usage: _WireUsage | None = None
+    choices: list[_TypedChoice] | None = None
+    error: None = None  # a body with an error is read the loose way
+
+
+_typed_body = msgspec.json.Decoder(_TypedBody)
+
+
 def summarize(raw: bytes) -> Tally:
     """Raises msgspec.DecodeError when the body is not JSON (a 200 the client could not parse)."""
+    try:
+        typed = _typed_body.decode(raw)
+    except msgspec.ValidationError:
+        return _summarize_loosely(raw)
+    tally = Tally(usage=_usage(typed.usage) if typed.usage is not None else None)
+    if typed.choices:
+        choice = typed.choices[0]
+        if choice.usage is not None:
+            tally.usage = _usage(choice.usage)
+        if choice.finish_reason is not None:
+            tally.stop_reason = stop_from_openai(choice.finish_reason)
+        calls = choice.message.tool_calls if choice.message is not None else None
+        tally.tool_calls = len(calls) if isinstance(calls, list) else 0
+    return tally
+
+
+def _summarize_loosely(raw: bytes) -> Tally:
     try:
         body = _body.decode(raw)
     except msgspec.ValidationError:
@@ -108,12 +192,57 @@ class OpenAIStreamTap:
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
+        tail = self._bytes.tail()
+        end = last_lines(tail)
+        if not self._last(end, tally):  # not the usual ending: every line that may say
+            tally.usage, tally.stop_reason = None, None
+            tally.usage = self._read(tail, tally)
+        return tally
+
+    @staticmethod
+    def _last(data: bytes, tally: Tally) -> bool:
+        """The usual ending, read from the back: the last usage report, the last set finish reason
+        and an error, each found by one backward search (in the JSON style of the stream). False
+        when a line does not decode as expected, or the finish is not choice 0's."""
+        first = data[: data.find(b"\n")]
+        markers = _SPACED if b'": ' in first and b'":"' not in first else _COMPACT
+        starts: list[int] = []
+        for marker in markers:
+            at = data.rfind(marker)
+            if at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                if start not in starts:
+                    starts.append(start)
+        starts.sort()
+        for start in starts:
+            stop = data.find(b"\n", start)
+            line = data[start : stop if stop >= 0 else len(data)].rstrip(b"\r")
+            if line[:5] != b"data:":
+                return False
+            try:
+                chunk = _chunk.decode(line[5:])
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return False
+            if chunk.error is not None:
+                return False  # the loose reading names the error
+            if chunk.usage is not None:
+                tally.usage = _usage(chunk.usage)
+            for choice in chunk.choices or ():
+                if choice.index == 0:
+                    if choice.usage is not None:
+                        tally.usage = _usage(choice.usage)
+                    if choice.finish_reason:
+                        tally.stop_reason = stop_from_openai(choice.finish_reason)
+        return tally.stop_reason is not None
+
+    @staticmethod
+    def _read(data: bytes, tally: Tally) -> Usage | None:
         usage: Usage | None = None
         # every chunk may say `"usage":null` and `"finish_reason":null`: only the lines with a report,
         # an error or a set finish reason are decoded
-        for data in data_lines(self._bytes.tail(), *USAGE_OBJECT, b'"error"', *_FINISH_MARKERS):
+        for line in data_lines(data, *USAGE_OBJECT, b'"error"', *_FINISH_MARKERS):
             try:
-                obj = _any.decode(data)
+                obj = _any.decode(line)
             except msgspec.DecodeError:
                 continue
             if not isinstance(obj, dict):
@@ -133,5 +262,4 @@ class OpenAIStreamTap:
                 if isinstance(report, dict):
                     new = usage_from_openai(report)
                     usage = new if usage is None else merge_usage(usage, new)
-        tally.usage = usage
-        return tally
+        return usage

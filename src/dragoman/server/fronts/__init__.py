@@ -68,6 +68,13 @@ def error_response(error: GatewayError, dialect: str, request_id: str | None = N
     return web.Response(body=encode(body), status=error.status, content_type="application/json", headers=headers)
 
 
+class _Stream(web.StreamResponse):
+    # the head waits for the first write and leaves in the same packet (aiohttp's own `Response`
+    # does this for whole bodies); the exchange writes as soon as it has the first bytes, and writes
+    # an empty chunk to send the head alone when the first bytes are not ready
+    _send_headers_immediately = False
+
+
 class HttpReply:
     """The trip's `Reply` on an aiohttp request; with `keep`, the first bytes of the body sent are
     kept for the ledger (`server.log_bodies`)."""
@@ -104,7 +111,7 @@ class HttpReply:
         headers[REQUEST_ID] = self.request_id
         headers["content-type"] = content_type
         headers["cache-control"] = "no-cache"
-        stream = web.StreamResponse(status=status, headers=headers)
+        stream = _Stream(status=status, headers=headers)
         self.response = self._stream = stream
         try:
             await stream.prepare(self.request)
@@ -122,10 +129,15 @@ class HttpReply:
         except (ConnectionResetError, ClientConnectionResetError):
             raise ClientGone from None
 
-    async def end(self) -> None:
+    async def end(self, data: bytes = b"") -> None:
         assert self._stream is not None
+        if data:
+            if self.kept is not None:
+                self.keep(data)
+            if self.tee is not None:
+                self.tee(data)
         try:
-            await self._stream.write_eof()
+            await self._stream.write_eof(data)
         except (ConnectionResetError, ClientConnectionResetError):
             raise ClientGone from None
 
@@ -188,7 +200,7 @@ async def complete(request: web.Request, front: str, hooks: FrontHooks | None = 
         if identity is not None and identity.key is not None and gw.limits is not None:
             await gw.limits.admit(identity.key, trip)  # its models, budget, RPM and TPM: before any upstream call
         trip.started = started
-        trip.task = asyncio.current_task()
+        trip.task = request.task  # (asyncio.current_task() costs a getpid syscall on 3.11)
         gw.inflight.add(trip)
         if gw.draining:
             trip.abort(SHUTTING_DOWN)
@@ -271,6 +283,8 @@ def _failed(outcome: Outcome, error: GatewayError) -> None:
 
 
 def _record(gw: Gateway, outcome: Outcome, started: float) -> None:
+    if not gw.sinks and not log.isEnabledFor(logging.DEBUG):
+        return  # nobody reads the record
     outcome.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     if outcome.ttfb_ms is not None:
         outcome.ttfb_ms = round(outcome.ttfb_ms, 3)

@@ -14,6 +14,7 @@ import msgspec
 
 from dragoman.canonical import Usage
 from dragoman.errors import redact
+from dragoman.store.ledger.schema import COLUMNS
 from dragoman.trip.outcome import Attempt, Outcome
 
 _attempts_encoder = msgspec.json.Encoder()
@@ -45,45 +46,31 @@ def clean(outcome: Outcome, log_bodies: bool, secrets: tuple[str, ...]) -> Outco
     )
 
 
+def _layout() -> tuple[int, int]:
+    """Where `attempts` and `usage` sit among the Outcome's fields, checked against the columns:
+    `to_row` slices the Outcome's own tuple, so the two orders must agree (they do by design: the
+    columns are the fields, `usage` spread into its counts)."""
+    fields = list(_OUTCOME_FIELDS)
+    at, use = fields.index("attempts"), fields.index("usage")
+    spread = [*fields[:use], *_USAGE_FIELDS, *fields[use + 1 :]]
+    names = ["end" if c.name == "end_reason" else c.name for c in COLUMNS]
+    if spread != names:
+        raise RuntimeError("ledger columns and Outcome fields disagree; to_row must be updated")
+    return at, use
+
+
+_AT, _USE = _layout()
+_NO_USAGE = (None,) * len(_USAGE_FIELDS)
+
+
 def to_row(o: Outcome) -> tuple[Any, ...]:
-    """One outcome in `schema.COLUMNS` order."""
+    """One outcome in `schema.COLUMNS` order: its own fields in order, `attempts` as JSON and
+    `usage` spread into its counts (sliced out of one C-level tuple, not read field by field)."""
+    t = msgspec.structs.astuple(o)
     u = o.usage
-    return (
-        o.request_id,
-        o.time,
-        o.method,
-        o.path,
-        o.front,
-        o.model,
-        o.route,
-        o.rule,
-        o.provider,
-        o.upstream_model,
-        o.upstream_dialect,
-        o.passthrough,
-        o.stream,
-        o.status,
-        o.end,
-        o.error_type,
-        o.error,
-        _attempts_encoder.encode(o.attempts).decode() if o.attempts else None,
-        o.latency_ms,
-        o.ttfb_ms,
-        u.input_tokens if u is not None else None,
-        u.output_tokens if u is not None else None,
-        u.cache_read_tokens if u is not None else None,
-        u.cache_write_tokens if u is not None else None,
-        u.reasoning_tokens if u is not None else None,
-        o.cost_usd,
-        o.key_name,
-        o.client,
-        o.user_agent,
-        o.stop_reason,
-        o.tool_calls,
-        o.instance,
-        o.request_body,
-        o.response_body,
-    )
+    attempts = _attempts_encoder.encode(o.attempts).decode() if o.attempts else None
+    usage = msgspec.structs.astuple(u) if u is not None else _NO_USAGE
+    return (*t[:_AT], attempts, *t[_AT + 1 : _USE], *usage, *t[_USE + 1 :])
 
 
 def _bool(value: Any) -> bool | None:
