@@ -153,7 +153,7 @@ class Request(msgspec.Struct, omit_defaults=True):
     source: str | None = None
 
 
-class Usage(msgspec.Struct, omit_defaults=True):
+class Usage(msgspec.Struct, omit_defaults=True, gc=False):  # counts only: never in a cycle
     """Anthropic's convention: `input_tokens` counts only uncached input."""
 
     input_tokens: int = 0

@@ -212,3 +212,32 @@ def test_openai_tap_reads_every_kind_of_ending_in_either_json_style(name: str, s
     assert tally.stop_reason == stop
     assert tally.error == error
     assert tally.ended
+
+
+@pytest.mark.parametrize("style", ["compact", "spaced"])
+def test_tool_calls_are_counted_in_the_json_style_of_the_stream(style: str) -> None:
+    """Only the stream's own style is searched for; a stream in either style counts every call."""
+    frame = (lambda o: _sse(o)) if style == "compact" else _spaced
+    parts = [frame(_content("looking"))]
+    for i in range(5):
+        call = {"index": i, "id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": ""}}
+        parts.append(frame({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}))
+        parts.append(
+            frame({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": "{}"}}]}}]})
+        )
+    parts.append(frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))
+    parts.append(b"data: [DONE]\n\n")
+    tap = OpenAIStreamTap()
+    for chunk in _chunked(b"".join(parts), 5):
+        tap.feed(chunk)
+    assert tap.finish().tool_calls == 5
+
+    dump = (lambda o: json.dumps(o, separators=(",", ":"))) if style == "compact" else json.dumps
+    events = [("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 3}}})]
+    for i in range(3):
+        block = {"type": "tool_use", "id": f"t{i}", "name": "f", "input": {}}
+        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": block}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    anthropic = AnthropicStreamTap()
+    anthropic.feed(b"".join(f"event: {e}\ndata: {dump(o)}\n\n".encode() for e, o in events))
+    assert anthropic.finish().tool_calls == 3

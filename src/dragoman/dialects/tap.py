@@ -29,14 +29,22 @@ class ByteTap:
         "_noted",
         "_settled",
         "_size",
+        "_spaced",
         "_torn",
     )
 
     def __init__(
-        self, end_markers: tuple[bytes, ...], count_markers: tuple[bytes, ...] = (), note: bytes | None = None
+        self,
+        end_markers: tuple[bytes, ...],
+        count_markers: tuple[bytes, ...] = (),
+        note: bytes | None = None,
+        spaced: tuple[bytes, ...] | None = None,
     ) -> None:
         self._end_markers = end_markers
         self._count_markers = count_markers
+        # `count_markers` written in the other JSON style (`"key": "value"`): only the style of the
+        # stream, read off its first object, is counted (one pass over the bytes instead of two)
+        self._spaced = spaced
         self._note = note
         self._noted: bytes | None = None
         self._chunks: list[bytes] = []
@@ -70,6 +78,9 @@ class ByteTap:
         self._torn = torn
 
     def _scan(self, data: bytes, end: int) -> None:
+        if self._spaced is not None:
+            self._count_markers = _styled(data, self._count_markers, self._spaced)
+            self._spaced = None
         for marker in self._count_markers:
             self._counts += data.count(marker, 0, end)
         if not self._ended:  # from the end: that is where an end marker is
@@ -143,6 +154,16 @@ def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
                 found[start] = data[start:end].rstrip(b"\r")
             at = data.find(marker, end)
     return [found[k] for k in sorted(found)]
+
+
+def _styled(data: bytes, compact: tuple[bytes, ...], spaced: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The markers of the JSON style the first object in `data` is written in (both when there is
+    no telling): the first `":` ends its first key, and a space follows it or not."""
+    brace = data.find(b"{")
+    at = data.find(b'":', brace + 1) if brace >= 0 else -1
+    if at < 0:
+        return compact + spaced
+    return spaced if data[at + 2 : at + 3] == b" " else compact
 
 
 WINDOW = 2048  # the last bytes of a stream, where its report and finish are in every stream seen

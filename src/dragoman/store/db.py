@@ -23,6 +23,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -251,7 +252,7 @@ class SqliteDatabase:
                     start += size
                     values = ", ".join([one] * size)
                     sql = f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT ({key}) DO NOTHING"
-                    inserted += conn.execute(sql, [v for row in chunk for v in row]).rowcount
+                    inserted += conn.execute(sql, list(chain.from_iterable(chunk))).rowcount
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

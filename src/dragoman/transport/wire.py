@@ -64,9 +64,23 @@ def target(url: str) -> tuple[tuple[str, str, int], str, str]:
 
 
 def request_head(method: str, path: str, host: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    """The request's head and body, ready to write: the head is the same for every request with
+    the same headers (one provider, one key), so all but its Content-Length is made once."""
+    head = _head(method, path, host, tuple(headers.items()))
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        head += b"Content-Length: %d\r\n\r\n" % (len(body) if body else 0)
+    else:
+        head += b"\r\n"
+    return head + body if body else head
+
+
+@functools.lru_cache(maxsize=256)
+def _head(method: str, path: str, host: str, headers: tuple[tuple[str, str], ...]) -> bytes:
+    """The head's lines up to Content-Length, each ended by CRLF (raises for a header that would
+    split the head or cannot be put on the wire; a failure is not remembered)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     agent = False
-    for name, value in headers.items():
+    for name, value in headers:
         low = name.lower()
         if low in _SKIP:
             if low == "host":
@@ -76,13 +90,10 @@ def request_head(method: str, path: str, host: str, headers: dict[str, str], bod
         lines.append(f"{name}: {value}")
     if not agent:
         lines.append(f"User-Agent: {_USER_AGENT}")
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body) if body else 0}")
     head = "\r\n".join(lines)
     if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:  # a header would split it
         raise _unsent("invalid upstream request header")
     try:
-        data = (head + "\r\n\r\n").encode("utf-8")
+        return (head + "\r\n").encode("utf-8")
     except UnicodeEncodeError:  # a value decoded from undecodable bytes: never put on the wire
         raise _unsent("invalid upstream request header") from None
-    return data + body if body else data

@@ -34,7 +34,7 @@ log = logging.getLogger("dragoman.sinks")
 End = Literal["ok", "error", "client_gone", "broken", "shutdown"]
 
 
-class Attempt(msgspec.Struct, omit_defaults=True):
+class Attempt(msgspec.Struct, omit_defaults=True, gc=False):  # strings and numbers: never in a cycle
     """One try against one target."""
 
     provider: str
@@ -46,7 +46,10 @@ class Attempt(msgspec.Struct, omit_defaults=True):
     error: str | None = None  # redacted
 
 
-class Outcome(msgspec.Struct, omit_defaults=True):
+# Outcomes wait in the ledger's queue until their batch is written, long enough to be promoted and
+# walked by the collector again and again; they hold strings, numbers, a Usage and a list of
+# Attempts, never themselves, so the collector need not track them (the list is still tracked).
+class Outcome(msgspec.Struct, omit_defaults=True, gc=False):
     request_id: str
     time: float  # epoch seconds when the request arrived
     method: str

@@ -13,7 +13,8 @@ from dragoman.dialects.base import Tally
 from dragoman.dialects.tap import ByteTap, data_lines, first_data_line, last_lines
 
 END_MARKERS = (b"message_stop", b"event: error", b'"type":"error"', b'"type": "error"')
-TOOL_MARKERS = (b'"type":"tool_use"', b'"type": "tool_use"')
+TOOL_MARKERS = (b'"type":"tool_use"',)
+TOOL_MARKERS_SPACED = (b'"type": "tool_use"',)
 
 
 class _Block(msgspec.Struct):
@@ -69,7 +70,7 @@ class AnthropicStreamTap:
     __slots__ = ("_bytes", "feed")
 
     def __init__(self) -> None:
-        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
+        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS, spaced=TOOL_MARKERS_SPACED)
         self.feed = self._bytes.feed  # one list append per chunk
 
     def finish(self) -> Tally:

@@ -15,7 +15,8 @@ from dragoman.dialects.tap import ByteTap, data_lines, last_lines
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
-TOOL_MARKERS = (b'"type":"function"', b'"type": "function"')
+TOOL_MARKERS = (b'"type":"function"',)
+TOOL_MARKERS_SPACED = (b'"type": "function"',)
 
 
 class _Message(msgspec.Struct):
@@ -187,7 +188,7 @@ class OpenAIStreamTap:
     __slots__ = ("_bytes", "feed")
 
     def __init__(self) -> None:
-        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
+        self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS, spaced=TOOL_MARKERS_SPACED)
         self.feed = self._bytes.feed  # one list append per chunk
 
     def finish(self) -> Tally:
