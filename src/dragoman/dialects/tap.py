@@ -138,6 +138,19 @@ class ByteTap:
         return None if self._dropped else data
 
 
+def line_at(data: bytes, at: int) -> tuple[int, int]:
+    """Where the line holding byte `at` starts and ends (its newline, or the end of `data`)."""
+    end = data.find(b"\n", at)
+    return data.rfind(b"\n", 0, at) + 1, end if end >= 0 else len(data)
+
+
+def payload(line: bytes) -> bytes | None:
+    """What an SSE `data:` line carries (None for any other line)."""
+    if line[:5] != b"data:":
+        return None
+    return line[6:] if line[5:6] == b" " else line[5:]
+
+
 def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
     """The lines of `data` holding any of `markers`, in order, without their line ends: the few
     events a tap reads, found by searching for the markers (C-speed byte scans), so that the rest of
@@ -146,10 +159,7 @@ def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
     for marker in markers:
         at = data.find(marker)
         while at >= 0:
-            start = data.rfind(b"\n", 0, at) + 1
-            end = data.find(b"\n", at)
-            if end < 0:
-                end = len(data)
+            start, end = line_at(data, at)
             if start not in found:
                 found[start] = data[start:end].rstrip(b"\r")
             at = data.find(marker, end)
@@ -182,21 +192,14 @@ def first_data_line(data: bytes, marker: bytes) -> bytes | None:
     """The payload of the first SSE `data:` line holding `marker` (searching no further)."""
     at = data.find(marker)
     while at >= 0:
-        start = data.rfind(b"\n", 0, at) + 1
-        end = data.find(b"\n", at)
-        if end < 0:
-            end = len(data)
-        if data[start : start + 5] == b"data:":
-            line = data[start:end].rstrip(b"\r")
-            return line[6:] if line[5:6] == b" " else line[5:]
+        start, end = line_at(data, at)
+        found = payload(data[start:end].rstrip(b"\r"))
+        if found is not None:
+            return found
         at = data.find(marker, end)
     return None
 
 
 def data_lines(data: bytes, *markers: bytes) -> list[bytes]:
     """The payloads of the SSE `data:` lines holding any of `markers`, in stream order."""
-    out = []
-    for line in lines_with(data, *markers):
-        if line[:5] == b"data:":
-            out.append(line[6:] if line[5:6] == b" " else line[5:])
-    return out
+    return [p for p in map(payload, lines_with(data, *markers)) if p is not None]

@@ -11,7 +11,7 @@ import msgspec
 from dragoman.canonical import Usage, merge_usage
 from dragoman.dialects.base import Tally
 from dragoman.dialects.openai.stream import error_from_payload, stop_from_openai, usage_from_openai
-from dragoman.dialects.tap import ByteTap, data_lines, last_lines
+from dragoman.dialects.tap import ByteTap, data_lines, last_lines, line_at, payload
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
@@ -207,21 +207,17 @@ class OpenAIStreamTap:
         when a line does not decode as expected, or the finish is not choice 0's."""
         first = data[: data.find(b"\n")]
         markers = _SPACED if b'": ' in first and b'":"' not in first else _COMPACT
-        starts: list[int] = []
+        lines: list[tuple[int, int]] = []
         for marker in markers:
             at = data.rfind(marker)
-            if at >= 0:
-                start = data.rfind(b"\n", 0, at) + 1
-                if start not in starts:
-                    starts.append(start)
-        starts.sort()
-        for start in starts:
-            stop = data.find(b"\n", start)
-            line = data[start : stop if stop >= 0 else len(data)].rstrip(b"\r")
-            if line[:5] != b"data:":
+            if at >= 0 and (where := line_at(data, at)) not in lines:
+                lines.append(where)
+        for start, end in sorted(lines):
+            event = payload(data[start:end].rstrip(b"\r"))
+            if event is None:
                 return False
             try:
-                chunk = _chunk.decode(line[5:])
+                chunk = _chunk.decode(event)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return False
             if chunk.error is not None:
