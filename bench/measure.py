@@ -22,6 +22,7 @@ from scenarios import SCENARIOS, Scenario, check_response
 from systems import BENCH, CLK_TCK, HOST, CpuLayout, Mock, RssSampler, Server, System, cpu_ticks, log, process_tree
 
 NOISE_PCT = 10.0  # CPU used by other processes (% of a core) above which a measurement is repeated
+SETTLE = 0.1  # seconds between load runs for requests still in flight to land
 
 
 # -------------------------------------------------------------------------------------------- noise
@@ -335,6 +336,9 @@ def measure_cell(
             wait_quiet(args.quiet_wait)
         if args.warmup > 0:
             loadgen.run(system, scn, conc, args.warmup)
+        # wrk stops at its deadline without waiting for the answers it asked for: let the last
+        # requests of the run before (another scenario's) reach the mock before its counts restart
+        time.sleep(SETTLE)
         mock.reset()
         pids = srv.tree()
         mock_pids = [mock.server.pid]
