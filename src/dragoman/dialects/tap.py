@@ -79,7 +79,7 @@ class ByteTap:
 
     def _scan(self, data: bytes, end: int) -> None:
         if self._spaced is not None:
-            self._count_markers = _styled(data, self._count_markers, self._spaced)
+            self._count_markers = styled(data, self._count_markers, self._spaced)
             self._spaced = None
         for marker in self._count_markers:
             self._counts += data.count(marker, 0, end)
@@ -166,7 +166,7 @@ def lines_with(data: bytes, *markers: bytes) -> list[bytes]:
     return [found[k] for k in sorted(found)]
 
 
-def _styled(data: bytes, compact: tuple[bytes, ...], spaced: tuple[bytes, ...]) -> tuple[bytes, ...]:
+def styled(data: bytes, compact: tuple[bytes, ...], spaced: tuple[bytes, ...]) -> tuple[bytes, ...]:
     """The markers of the JSON style the first object in `data` is written in (both when there is
     no telling): the first `":` ends its first key, and a space follows it or not."""
     brace = data.find(b"{")

@@ -122,23 +122,34 @@ def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
+def openai_usage(prompt: int, completion: int, cache_read: int, cache_write: int, reasoning: int | None) -> Usage:
+    """OpenAI `prompt_tokens` includes cached input; canonical `input_tokens` does not. Cache reads
+    are the first of `prompt_tokens_details.cached_tokens`, `cached_tokens` (Moonshot) and
+    `prompt_cache_hit_tokens` (DeepSeek) that is set."""
+    return Usage(
+        input_tokens=max(prompt - cache_read - cache_write, 0),
+        output_tokens=completion,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+    )
+
+
 def usage_from_openai(u: dict[str, Any]) -> Usage:
-    """OpenAI `prompt_tokens` includes cached input; canonical `input_tokens` does not."""
-    prompt = _int(u.get("prompt_tokens"))
+    """`openai_usage` of a report as decoded JSON, whatever its values are."""
     ptd = u.get("prompt_tokens_details")
     ptd = ptd if isinstance(ptd, dict) else {}
     cache_read = (
         _int(ptd.get("cached_tokens")) or _int(u.get("cached_tokens")) or _int(u.get("prompt_cache_hit_tokens"))
     )
-    cache_write = _int(ptd.get("cache_write_tokens"))
     ctd = u.get("completion_tokens_details")
     reasoning = ctd.get("reasoning_tokens") if isinstance(ctd, dict) else None
-    return Usage(
-        input_tokens=max(prompt - cache_read - cache_write, 0),
-        output_tokens=_int(u.get("completion_tokens")),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) else None,
+    return openai_usage(
+        _int(u.get("prompt_tokens")),
+        _int(u.get("completion_tokens")),
+        cache_read,
+        _int(ptd.get("cache_write_tokens")),
+        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) else None,
     )
 
 

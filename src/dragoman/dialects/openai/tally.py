@@ -10,8 +10,8 @@ import msgspec
 
 from dragoman.canonical import Usage, merge_usage
 from dragoman.dialects.base import Tally
-from dragoman.dialects.openai.stream import error_from_payload, stop_from_openai, usage_from_openai
-from dragoman.dialects.tap import ByteTap, data_lines, last_lines, line_at, payload
+from dragoman.dialects.openai.stream import error_from_payload, openai_usage, stop_from_openai, usage_from_openai
+from dragoman.dialects.tap import ByteTap, data_lines, last_lines, line_at, payload, styled
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
@@ -69,17 +69,15 @@ class _Chunk(msgspec.Struct):
 
 
 def _usage(u: _WireUsage) -> Usage:
-    """`usage_from_openai` of a typed report."""
+    """`openai_usage` of a typed report."""
     details = u.prompt_tokens_details
-    cache_read = (details.cached_tokens if details else None) or u.cached_tokens or u.prompt_cache_hit_tokens or 0
-    cache_write = (details.cache_write_tokens if details else None) or 0
     done = u.completion_tokens_details
-    return Usage(
-        input_tokens=max((u.prompt_tokens or 0) - cache_read - cache_write, 0),
-        output_tokens=u.completion_tokens or 0,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        reasoning_tokens=done.reasoning_tokens if done is not None else None,
+    return openai_usage(
+        u.prompt_tokens or 0,
+        u.completion_tokens or 0,
+        (details.cached_tokens if details else None) or u.cached_tokens or u.prompt_cache_hit_tokens or 0,
+        (details.cache_write_tokens if details else None) or 0,
+        done.reasoning_tokens if done is not None else None,
     )
 
 
@@ -196,7 +194,7 @@ class OpenAIStreamTap:
         tail = self._bytes.tail()
         end = last_lines(tail)
         if not self._last(end, tally):  # not the usual ending: every line that may say
-            tally.usage, tally.stop_reason = None, None
+            tally.stop_reason = None
             tally.usage = self._read(tail, tally)
         return tally
 
@@ -205,8 +203,7 @@ class OpenAIStreamTap:
         """The usual ending, read from the back: the last usage report, the last set finish reason
         and an error, each found by one backward search (in the JSON style of the stream). False
         when a line does not decode as expected, or the finish is not choice 0's."""
-        first = data[: data.find(b"\n")]
-        markers = _SPACED if b'": ' in first and b'":"' not in first else _COMPACT
+        markers = styled(data, _COMPACT, _SPACED)
         lines: list[tuple[int, int]] = []
         for marker in markers:
             at = data.rfind(marker)
