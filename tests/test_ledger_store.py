@@ -152,14 +152,20 @@ async def test_portable_column_types_round_trip(store_url: str):
     db = await open_database(store_url)
     try:
         await group.apply(db)
-        rows = [("a", 1.5, 2**40, True, '{"x": [1, 2]}'), ("b", None, None, None, None)]
-        assert await db.insert_ignore("types", columns, rows, "k") == 2
+        rows = [("a", 1.5, 2**40, True, '{"x": [1, 2]}'), ("b", None, None, None, None), ("c", 0.0, 0, False, "[]")]
+        assert await db.insert_ignore("types", columns, rows, "k") == 3
         got = await db.fetch("SELECT * FROM types ORDER BY k")
         assert got[0]["r"] == 1.5 and got[0]["i"] == 2**40 and bool(got[0]["b"]) is True
         import json
 
         assert json.loads(got[0]["j"]) == {"x": [1, 2]}
         assert got[1] == {"k": "b", "r": None, "i": None, "b": None, "j": None}
+        assert got[2]["i"] == 0 and got[2]["b"] in (False, 0) and got[2]["b"] is not None
+        if db.kind == "sqlite":
+            # the adapters registered for speed (store/db.py) bind what sqlite3 bound without them
+            kinds = await db.fetch("SELECT k, typeof(r) AS r, typeof(b) AS b FROM types ORDER BY k")
+            assert [(k["r"], k["b"]) for k in kinds] == [("real", "integer"), ("null", "null"), ("real", "integer")]
+            assert [r["b"] for r in got] == [1, None, 0]
     finally:
         await db.close()
 

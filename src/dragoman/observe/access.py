@@ -121,19 +121,36 @@ def fields_of(o: Outcome) -> dict[str, Any]:
     return fields
 
 
-def text_line(o: Outcome) -> str:
-    """The same fields as one logfmt line, built directly: this runs once per request."""
+_heads: dict[tuple[str, str, int, str | None, str | None, str | None, str | None], str] = {}
+
+
+def _head(o: Outcome) -> str:
+    """The line up to its numbers (`POST /v1/messages 200 front=… model=… provider=… upstream=…`):
+    the same few combinations come back request after request, so each is made once."""
+    provider, upstream = _where(o)
+    slot = (o.method, o.path, o.status, o.front, o.model, provider, upstream)
+    known = _heads.get(slot)
+    if known is not None:
+        return known
     parts = [o.method, value(o.path), str(o.status)]
     if o.front:
         parts.append(f"front={o.front}")
     if o.model is not None:
         parts.append("model=" + value(o.model, 120))
-    provider, upstream = _where(o)
     if provider:
         parts.append("provider=" + value(provider))
     if upstream and upstream != o.model:
         parts.append("upstream=" + value(upstream, 120))
-    parts.append(f"latency_ms={o.latency_ms:.1f}")
+    head = " ".join(parts)
+    if len(_heads) >= 4096:
+        _heads.clear()
+    _heads[slot] = head
+    return head
+
+
+def text_line(o: Outcome) -> str:
+    """The same fields as one logfmt line, built directly: this runs once per request."""
+    parts = [_head(o), f"latency_ms={o.latency_ms:.1f}"]
     if o.ttfb_ms is not None:
         parts.append(f"ttfb_ms={o.ttfb_ms:.1f}")
     u = o.usage

@@ -58,6 +58,17 @@ class TextFormatter(logging.Formatter):
         return f"{self._stamp},{int(record.msecs):03d}"
 
 
+_forks = 0  # forks into this process's line: a flusher thread does not survive a fork
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class BufferedStderr(logging.StreamHandler):
     """stderr through a buffer of its own: lines below WARNING (the access log's) reach the file
     descriptor in batches, at most FLUSH_EVERY seconds late; a warning or worse, and everything
@@ -69,14 +80,14 @@ class BufferedStderr(logging.StreamHandler):
     def __init__(self) -> None:
         stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False, encoding="utf-8", errors="replace")  # noqa: SIM115
         super().__init__(stream)
-        self._flusher_pid = 0
+        self._flusher_of = -1  # the `_forks` of the process its flusher runs in
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.stream.write(self.format(record) + self.terminator)
             if record.levelno >= logging.WARNING:
                 self.flush()
-            elif self._flusher_pid != os.getpid():  # none yet in this process (workers are forked)
+            elif self._flusher_of != _forks:  # none yet in this process (workers are forked)
                 self._start_flusher()
         except RecursionError:
             raise
@@ -88,11 +99,11 @@ class BufferedStderr(logging.StreamHandler):
         with self.lock:  # type: ignore[union-attr]
             self.stream.write(line)
             self.stream.write("\n")
-        if self._flusher_pid != os.getpid():
+        if self._flusher_of != _forks:  # not os.getpid(): a system call per line
             self._start_flusher()
 
     def _start_flusher(self) -> None:
-        self._flusher_pid = os.getpid()
+        self._flusher_of = _forks
 
         def flush_now_and_then() -> None:
             while True:

@@ -25,13 +25,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from dragoman.store.paths import data_dir
 
 Kind = Literal["sqlite", "postgres"]
 ColumnType = Literal["text", "real", "int", "bool", "json"]
 T = TypeVar("T")
+
+# The sqlite3 module "adapts" every parameter that is not an int, float, str or bytes. For None and
+# bool, with no adapter registered, that is a failed attribute lookup on a type, whose AttributeError
+# message is formatted and thrown away: 40% of the ledger writer's instructions per row (103k -> 62k
+# under callgrind, a dozen NULLs and two bools in a row). A registered adapter is found first. Both
+# bind what sqlite3 bound without them: None stays NULL (`{}.get` maps it to None, in C), a bool
+# its integer.
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
+sqlite3.register_adapter(bool, int)
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach PostgreSQL before the store counts as down
 STATEMENT_TIMEOUT = 30.0

@@ -48,6 +48,7 @@ MAX_IDLE = 256  # idle connections kept in all
 # how a connection failed, turned into an error by `_Conn.error` with what the caller was doing
 LOST, MALFORMED = "lost", "malformed"
 _POLL = hasattr(select, "poll")
+_HOP = frozenset(HOP)
 
 
 class _Conn(asyncio.Protocol):
@@ -162,8 +163,8 @@ class _Conn(asyncio.Protocol):
         hint = dict.get(h, "keep-alive")
         if hint is not None:
             self.keepalive = keepalive_hint(hint, self.upstream.keepalive)
-        for name in HOP:
-            dict.pop(h, name, None)
+        for name in _HOP.intersection(h):  # in C: most replies carry one of them, if any
+            dict.pop(h, name)
         self.status = status
         self._wake()
 
