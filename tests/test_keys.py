@@ -18,6 +18,7 @@ from aiohttp import ClientSession
 
 from dragoman.store.db import open_database
 from dragoman.store.keys.admin import create_key, revoke_key
+from dragoman.store.keys.limits import Counts
 from tests.conftest import FakeUpstream, GatewayFactory, Reply, RunningGateway, providers_at
 from tests.ledger_helpers import TcpProxy
 from tests.ops_helpers import HI, cli, openai_reply, to_toml
@@ -364,3 +365,20 @@ async def test_keys_unknown_refuse_with_a_503_rather_than_admit_everyone(
     async with ClientSession() as http, http.get(gw.url + "/health") as resp:
         assert resp.status == 200
     assert upstream.seen == []
+
+
+def test_the_sliding_minute_carries_the_last_minute_over_and_forgets_older_ones():
+    from dragoman.store.keys.limits import _Minutes, estimate
+
+    mine = _Minutes(100)
+    mine.requests, mine.tokens = 30.0, 900.0
+    mine.roll(100)  # the same minute: nothing moves
+    assert mine.counts(0.0) == Counts(0.0, 30.0, 0.0, 900.0, 0.0)
+    mine.roll(101)  # the next one: this minute's counts are the last one's
+    mine.requests += 1
+    assert mine.counts(2.5) == Counts(30.0, 1.0, 900.0, 0.0, 2.5)
+    assert estimate(mine.requests_prev, mine.requests, 30.0) == 16.0  # half of the last minute still in
+    mine.roll(99)  # a clock stepped back: counting goes on where it was
+    assert (mine.minute, mine.requests_prev, mine.requests) == (101, 30.0, 1.0)
+    mine.roll(105)  # minutes passed with nothing: both go
+    assert mine.counts(0.0) == Counts()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -207,4 +208,10 @@ async def test_serve_prints_a_banner_and_logs_requests_at_the_default_level(upst
     log = served.log()
     lines = [line for line in log.splitlines() if "dragoman.access" in line]
     assert len(lines) == 1 and "POST /v1/chat/completions 200" in lines[0] and "key=api_keys[0]" in lines[0]
+    # written straight to the buffered handler, as its text formatter would have made it
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    head = "POST /v1/chat/completions 200 front=openai model=smart provider=fake upstream=a"
+    assert re.fullmatch(
+        rf"{stamp} INFO dragoman\.access: {head} latency_ms=\d+\.\d ttfb_ms=\d+\.\d .* end=ok", lines[0]
+    )
     assert "sk-static-key" not in log and "sk-fake-secret" not in log

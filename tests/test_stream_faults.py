@@ -49,6 +49,11 @@ async def raw_stream(url: str, front: str) -> bytes:
         return await r.read()
 
 
+# with no sink at all the pass-through tap only looks for the stream's end (usage is read for
+# nobody): a cut stream must still end in an error event
+SINKS = {"sinks": {}, "no sinks": {"usage_store": "off", "access_log": False, "metrics": False}}
+
+
 def events(raw: bytes) -> list[list[str]]:
     """The stream's events, each a list of its lines (every event must end in a blank line)."""
     text = raw.decode()
@@ -56,13 +61,15 @@ def events(raw: bytes) -> list[list[str]]:
     return [block.split("\n") for block in text[:-2].split("\n\n")]
 
 
+@pytest.mark.parametrize("sinks", list(SINKS))
 @pytest.mark.parametrize("how", ["abort", "eof"])
 @pytest.mark.parametrize("where", list(OPENAI_CUTS))
 async def test_openai_stream_cut_mid_event_ends_in_a_clean_error(
-    upstream: FakeUpstream, gateway: GatewayFactory, where: str, how: str
+    upstream: FakeUpstream, gateway: GatewayFactory, where: str, how: str, sinks: str
 ):
     upstream.default = Reply(body=OPENAI_CUTS[where], content_type=SSE, abort=how == "abort")
-    gw = await gateway(quick(upstream))
+    gw = await gateway(quick(upstream, **SINKS[sinks]))
+    assert bool(gw.gateway.sinks) == (sinks == "sinks")
     raw = await raw_stream(gw.url, "openai")
     parsed = events(raw)
     for lines in parsed:  # each event whole and parseable: no partial line glued to the error
@@ -81,13 +88,15 @@ async def test_openai_stream_cut_mid_event_ends_in_a_clean_error(
     assert len(upstream.seen) == 2
 
 
+@pytest.mark.parametrize("sinks", list(SINKS))
 @pytest.mark.parametrize("how", ["abort", "eof"])
 @pytest.mark.parametrize("where", list(ANTHROPIC_CUTS))
 async def test_anthropic_stream_cut_mid_event_ends_in_a_clean_error(
-    upstream: FakeUpstream, gateway: GatewayFactory, where: str, how: str
+    upstream: FakeUpstream, gateway: GatewayFactory, where: str, how: str, sinks: str
 ):
     upstream.default = Reply(body=ANTHROPIC_CUTS[where], content_type=SSE, abort=how == "abort")
-    gw = await gateway(quick(upstream))
+    gw = await gateway(quick(upstream, **SINKS[sinks]))
+    assert bool(gw.gateway.sinks) == (sinks == "sinks")
     raw = await raw_stream(gw.url, "anthropic")
     parsed = events(raw)
     for lines in parsed:  # `event:` and `data:` lines, the data JSON: nothing half-written
@@ -104,6 +113,18 @@ async def test_anthropic_stream_cut_mid_event_ends_in_a_clean_error(
                 got += text
     assert got == "Hel" and "up-anthropic" in str(err.value)
     assert len(upstream.seen) == 2
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic"])
+async def test_a_whole_stream_with_no_sink_passes_through_as_sent(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str
+):
+    sent = openai_events("Hello") if front == "openai" else anthropic_events("Hello")
+    upstream.default = Reply(body=sent, content_type=SSE)
+    gw = await gateway(quick(upstream, **SINKS["no sinks"]))
+    assert not gw.gateway.sinks
+    assert await raw_stream(gw.url, front) == b"".join(sent)  # its end seen: no error event added
+    assert len(upstream.seen) == 1
 
 
 def split(data: bytes, secret: str) -> list[bytes]:

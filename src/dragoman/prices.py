@@ -52,6 +52,7 @@ class Price(msgspec.Struct, frozen=True, omit_defaults=True):
 class PriceTable:
     def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
         self._prices: dict[str, Price] = dict(prices or {})
+        self._found: dict[tuple[str, str | None], Price | None] = {}  # what `get` answered, per request
 
     @classmethod
     def builtin(cls) -> PriceTable:
@@ -74,6 +75,17 @@ class PriceTable:
     def get(self, provider: str | None, model: str | None) -> Price | None:
         if not provider:
             return None
+        try:
+            return self._found[(provider, model)]
+        except KeyError:
+            pass
+        found = self._find(provider, model)
+        if len(self._found) >= 4096:  # model names a client chose (pass-through providers) vary
+            self._found.clear()
+        self._found[(provider, model)] = found
+        return found
+
+    def _find(self, provider: str, model: str | None) -> Price | None:
         if model:
             found = self._prices.get(f"{provider}/{model}")
             if found is not None:

@@ -122,7 +122,10 @@ class Codec(Protocol):
 
     def stream_encoder(self, *, include_usage: bool = False, context: EncodeContext | None = None) -> StreamEncoder: ...
 
-    def stream_tap(self) -> StreamTap: ...
+    def stream_tap(self, usage: bool = True) -> StreamTap:
+        """With `usage` false (no sink reads the outcome), a tap that only tells whether the stream
+        reached its end: the exchange needs that much to end a cut stream with an error event."""
+        ...
 
     def summarize(self, body: bytes) -> Tally:
         """Usage, stop reason and tool calls of a same-dialect reply body (a partial decode)."""

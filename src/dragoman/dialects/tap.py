@@ -10,6 +10,8 @@ so no marker is split by a cut (a single line longer than `KEEP` is the exceptio
 
 from __future__ import annotations
 
+from dragoman.dialects.base import Tally
+
 HEAD = 16 * 1024  # Anthropic's message_start (input usage) is in the first bytes
 TAIL = 64 * 1024  # usage, finish reasons and Responses' final event are in the last ones
 KEEP = TAIL + 32 * 1024  # kept bytes before the older ones are scanned and dropped
@@ -136,6 +138,20 @@ class ByteTap:
         """Every byte, when the stream was small enough to keep in one piece."""
         data = self._settle()
         return None if self._dropped else data
+
+
+class EndTap:
+    """A tap for a stream whose usage nobody reads (no sink): whether it reached its end, which is
+    all the exchange itself needs (a stream cut short ends with an error event)."""
+
+    __slots__ = ("_bytes", "feed")
+
+    def __init__(self, end_markers: tuple[bytes, ...]) -> None:
+        self._bytes = ByteTap(end_markers)
+        self.feed = self._bytes.feed
+
+    def finish(self) -> Tally:
+        return Tally(ended=self._bytes.ended)
 
 
 def line_at(data: bytes, at: int) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dragoman.observe.logs import ACCESS_LOGGER, JsonFormatter, direct_handler
+from dragoman.observe.logs import ACCESS_LOGGER, BufferedStderr, JsonFormatter, direct_handler
 from dragoman.trip.outcome import Outcome
 from dragoman.trip.plan import safe
 
@@ -182,12 +182,34 @@ class AccessLog:
         self.log = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._date = ""
+        # asked again once a second, not per line: whether INFO is on, and the handler lines may
+        # be written to directly (the default setup; see `logs.direct_handler`)
+        self._enabled = False
+        self._direct: BufferedStderr | None = None
+        self._text_direct = False
+
+    def _tick(self, second: int) -> None:
+        self._second = second
+        self._date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        self._enabled = self.log.isEnabledFor(logging.INFO)
+        self._direct = direct = direct_handler(self.log)
+        self._text_direct = direct is not None and not self.json and not isinstance(direct.formatter, JsonFormatter)
 
     def record(self, outcome: Outcome) -> None:
-        log = self.log
-        if not log.isEnabledFor(logging.INFO):
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._tick(second)
+        if not self._enabled:
             return
-        if self.json:
+        if self._text_direct:
+            # the default: the line as the text formatter would make it, in one write
+            direct = self._direct
+            assert direct is not None
+            direct.write_text(
+                f"{self._date},{int((now - second) * 1000):03d} INFO {ACCESS_LOGGER}: {text_line(outcome)}\n"
+            )
+        elif self.json:
             fields = fields_of(outcome)
             self._emit(logging.INFO, f"{outcome.method} {fields['path']} {outcome.status}", fields)
         else:
@@ -234,8 +256,7 @@ class AccessLog:
     def _stamp(self, now: float) -> str:
         second = int(now)
         if second != self._second:
-            self._second = second
-            self._date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+            self._tick(second)
         return f"{self._date},{int((now - second) * 1000):03d}"
 
     async def start(self) -> None:

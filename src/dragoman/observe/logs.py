@@ -96,9 +96,12 @@ class BufferedStderr(logging.StreamHandler):
 
     def write_line(self, line: str) -> None:
         """A line already formatted as this handler would format it (the access log's fast path)."""
+        self.write_text(line + "\n")
+
+    def write_text(self, text: str) -> None:
+        """Whole lines, each already formatted and ending in a newline."""
         with self.lock:  # type: ignore[union-attr]
-            self.stream.write(line)
-            self.stream.write("\n")
+            self.stream.write(text)
         if self._flusher_of != _forks:  # not os.getpid(): a system call per line
             self._start_flusher()
 

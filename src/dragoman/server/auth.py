@@ -51,23 +51,33 @@ def keys_required(gw: Gateway) -> bool:
     return bool(server.api_keys or server.admin_key or (gw.keys is not None and (gw.keys.any or not gw.keys.loaded)))
 
 
+def keys_configured(gw: Gateway) -> bool:
+    """Whether any key of any kind may be set (with none, there is nothing to look up)."""
+    server = gw.config.server
+    return gw.keys is not None or bool(server.api_keys) or bool(server.admin_key)
+
+
 async def authenticate(request: web.Request, gw: Gateway) -> Identity | None:
     """The request's identity (None when the gateway asks for no key); raises the client's 401, or a
     503 while the keys are unknown."""
-    if gw.keys is None and not gw.config.server.api_keys and not gw.config.server.admin_key:
+    if not keys_configured(gw):
         return None  # no key of any kind is set: nothing to look up
     return await _identify(gw, presented_keys(request.headers))
 
 
 async def _identify(gw: Gateway, presented: list[str]) -> Identity | None:
     ring = gw.keys
+    server = gw.config.server
+    static = bool(server.api_keys or server.admin_key)
     refused: str | None = None
     for given in presented:
-        found = _static(gw, given)
-        if found is not None:
-            return found
+        if static:
+            found = _static(gw, given)
+            if found is not None:
+                return found
         if ring is not None:
-            key = await ring.lookup(given)
+            # a key seen before is known without a coroutine; a new one may need the store
+            key = ring.verified(given) or await ring.lookup(given)
             if key is None:
                 continue
             state = key.state(time.time())

@@ -48,6 +48,11 @@ MAX_IDLE = 256  # idle connections kept in all
 # how a connection failed, turned into an error by `_Conn.error` with what the caller was doing
 LOST, MALFORMED = "lost", "malformed"
 _POLL = hasattr(select, "poll")
+# A connection parked less than this ago is reused without asking the socket whether the peer
+# closed it (a system call per request at load): a server closes an idle connection after its
+# keep-alive timeout, seconds, and one that closes at once without saying so fails the request on
+# the reused connection, which the policy retries.
+FRESH = 0.05
 _HOP = frozenset(HOP)
 
 
@@ -259,6 +264,10 @@ class _Conn(asyncio.Protocol):
         # re-arm fewer per request, and an expired connection is never reused meanwhile (`_unpark`)
         if self.pooled and (self.timer is None or self.deadline > expires + self.keepalive):
             self._arm(expires)
+
+    def is_open(self) -> bool:
+        transport = self.transport
+        return transport is not None and not transport.is_closing()
 
     def alive(self) -> bool:
         """Whether an idle connection can carry a request: open, and nothing waiting to be read on
@@ -500,7 +509,8 @@ class Upstream:
             conn = pool.pop()
             conn.pooled = False
             self._idle -= 1
-            if now - conn.idle_since < conn.keepalive and conn.alive():
+            idle = now - conn.idle_since
+            if idle < conn.keepalive and (conn.alive() if idle >= FRESH else conn.is_open()):
                 return conn
             conn.abort()
         return None

@@ -348,7 +348,8 @@ class Exchange:
         the error event, and a key never hides across two writes); a tap reads usage on the way.
         The last chunk goes out with the end of the reply; on success the reply is ended here."""
         shaped = self.shaped
-        tap = self.codec.stream_tap()
+        # with no sink, nobody reads the usage: the tap only tells whether the stream was whole
+        tap = self.codec.stream_tap(usage=bool(self.gw.sinks.sinks))
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
         writer.secrets = (

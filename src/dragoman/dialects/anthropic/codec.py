@@ -63,8 +63,9 @@ from dragoman.dialects.anthropic.stream import (
     usage_from_wire,
     usage_to_wire,
 )
-from dragoman.dialects.anthropic.tally import AnthropicStreamTap, summarize
+from dragoman.dialects.anthropic.tally import END_MARKERS, AnthropicStreamTap, summarize
 from dragoman.dialects.base import Codec, EncodeContext, Tally
+from dragoman.dialects.tap import EndTap
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, for_upstream_status, redact
 
 DEFAULT_MAX_TOKENS = 4096
@@ -473,8 +474,8 @@ class AnthropicCodec:
     ) -> AnthropicStreamEncoder:
         return AnthropicStreamEncoder(include_usage=include_usage)
 
-    def stream_tap(self) -> AnthropicStreamTap:
-        return AnthropicStreamTap()
+    def stream_tap(self, usage: bool = True) -> AnthropicStreamTap | EndTap:
+        return AnthropicStreamTap() if usage else EndTap(END_MARKERS)
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)

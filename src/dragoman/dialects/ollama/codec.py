@@ -30,7 +30,7 @@ import msgspec
 from dragoman import canonical as c
 from dragoman.dialects.base import Codec, EncodeContext, StreamDecoder, StreamEncoder, Tally, is_client_metadata
 from dragoman.dialects.ollama.stream import OllamaStreamDecoder, OllamaStreamEncoder
-from dragoman.dialects.ollama.tally import OllamaStreamTap, summarize
+from dragoman.dialects.ollama.tally import END_MARKERS, OllamaStreamTap, summarize
 from dragoman.dialects.ollama.wire import (
     GEN,
     decode_tool_call,
@@ -48,6 +48,7 @@ from dragoman.dialects.ollama.wire import (
     want,
     wrap_extra,
 )
+from dragoman.dialects.tap import EndTap
 from dragoman.errors import (
     GatewayError,
     InvalidRequest,
@@ -447,8 +448,8 @@ class OllamaCodec:
     def encode_error(self, error: GatewayError) -> dict[str, Any]:
         return {"error": error.message}
 
-    def stream_tap(self) -> OllamaStreamTap:
-        return OllamaStreamTap()
+    def stream_tap(self, usage: bool = True) -> OllamaStreamTap | EndTap:
+        return OllamaStreamTap() if usage else EndTap(END_MARKERS)
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)

@@ -70,7 +70,8 @@ from dragoman.dialects.openai.stream import (
     usage_from_openai,
     usage_to_openai,
 )
-from dragoman.dialects.openai.tally import OpenAIStreamTap, strip_usage, summarize
+from dragoman.dialects.openai.tally import END_MARKERS, OpenAIStreamTap, strip_usage, summarize
+from dragoman.dialects.tap import EndTap
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, UpstreamError, for_upstream_status, redact
 
 _json = msgspec.json.Decoder()
@@ -404,8 +405,8 @@ class OpenAICodec:
     ) -> OpenAIStreamEncoder:
         return OpenAIStreamEncoder(include_usage or (context is not None and context.include_usage))
 
-    def stream_tap(self) -> OpenAIStreamTap:
-        return OpenAIStreamTap()
+    def stream_tap(self, usage: bool = True) -> OpenAIStreamTap | EndTap:
+        return OpenAIStreamTap() if usage else EndTap(END_MARKERS)
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)

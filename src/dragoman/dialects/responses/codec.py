@@ -44,7 +44,7 @@ from dragoman.dialects.responses.outputs import (
     response_object,
     shape_of,
 )
-from dragoman.dialects.responses.tally import ResponsesStreamTap, summarize
+from dragoman.dialects.responses.tally import END_MARKERS, ResponsesStreamTap, summarize
 from dragoman.dialects.responses.tools import (
     HOSTED,
     ToolNames,
@@ -64,6 +64,7 @@ from dragoman.dialects.responses.wire import (
     want_dict,
     wrap,
 )
+from dragoman.dialects.tap import EndTap
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, UpstreamError
 
 log = logging.getLogger("dragoman.dialects.responses")
@@ -297,8 +298,8 @@ class ResponsesCodec:
     ) -> ResponsesStreamEncoder:
         return ResponsesStreamEncoder(shape_of(context))
 
-    def stream_tap(self) -> ResponsesStreamTap:
-        return ResponsesStreamTap()
+    def stream_tap(self, usage: bool = True) -> ResponsesStreamTap | EndTap:
+        return ResponsesStreamTap() if usage else EndTap(END_MARKERS)
 
     def summarize(self, body: bytes) -> Tally:
         return summarize(body)

@@ -20,8 +20,9 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from dragoman.errors import BillingError, PermissionDenied, RateLimited
 from dragoman.store.db import Database
@@ -42,8 +43,7 @@ WINDOW = 60
 ADJECTIVE: dict[Period, str] = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
-@dataclass
-class Counts:
+class Counts(msgspec.Struct):
     """A key's counters at one moment."""
 
     requests_prev: float = 0.0
@@ -51,6 +51,29 @@ class Counts:
     tokens_prev: float = 0.0
     tokens: float = 0.0
     spend: float = 0.0  # this period, USD
+
+
+class _Minutes:
+    """One key's requests and tokens this minute and the last, counted by this process."""
+
+    __slots__ = ("minute", "requests", "requests_prev", "tokens", "tokens_prev")
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.requests = self.requests_prev = self.tokens = self.tokens_prev = 0.0
+
+    def roll(self, minute: int) -> None:
+        """Move on to `minute` (this minute's counts become the last one's, or go)."""
+        if minute <= self.minute:
+            return  # (a clock stepped back: keep counting where it was)
+        follows = minute == self.minute + 1
+        self.requests_prev = self.requests if follows else 0.0
+        self.tokens_prev = self.tokens if follows else 0.0
+        self.requests = self.tokens = 0.0
+        self.minute = minute
+
+    def counts(self, spend: float) -> Counts:
+        return Counts(self.requests_prev, self.requests, self.tokens_prev, self.tokens, spend)
 
 
 def estimate(prev: float, cur: float, elapsed: float) -> float:
@@ -92,11 +115,10 @@ class Limits:
         self.ring = ring
         self.link = link
         self._database = database
-        self._minutes: dict[tuple[str, str, int], float] = {}  # (key id, r|t, minute) -> count
+        self._minutes: dict[str, _Minutes] = {}  # key id -> this process's counts
         self._spend: dict[tuple[str, float], float] = {}  # (key id, period start) -> USD, this process
         self._ledger: dict[tuple[str, float], float] = {}  # (key id, period start) -> USD, the ledger's
         self._pending: dict[tuple[str, int, float], list[float]] = {}  # (key id, minute, period start) -> [tok, usd]
-        self._minute = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._syncing: asyncio.Task[None] | None = None
@@ -144,17 +166,11 @@ class Limits:
     async def _counts(self, key: GatewayKey, minute: int, start: float) -> Counts:
         """Counts a request (when the key has an RPM) and reads the counters: Redis when it is
         there and answering, this process's own otherwise."""
-        self._roll(minute)
         kid = key.key_id
+        mine = self._mine(kid, minute)
         if key.rpm is not None:
-            self._bump((kid, "r", minute), 1)
-        local = Counts(
-            requests_prev=self._minutes.get((kid, "r", minute - 1), 0.0),
-            requests=self._minutes.get((kid, "r", minute), 0.0),
-            tokens_prev=self._minutes.get((kid, "t", minute - 1), 0.0),
-            tokens=self._minutes.get((kid, "t", minute), 0.0),
-            spend=self._spend.get((kid, start), 0.0),
-        )
+            mine.requests += 1
+        local = mine.counts(self._spend.get((kid, start), 0.0))
         link = self.link
         if link is not None and link.usable():
             try:
@@ -184,7 +200,7 @@ class Limits:
         """A refused request does not count against the rate."""
         if key.rpm is None:
             return
-        self._bump((key.key_id, "r", minute), -1)
+        self._mine(key.key_id, minute).requests -= 1
         link = self.link
         if link is not None and link.up:
             try:
@@ -192,13 +208,14 @@ class Limits:
             except link.errors as exc:
                 link.failed(exc, "rate limits and budgets are counted")
 
-    def _bump(self, slot: tuple[str, str, int], amount: float) -> None:
-        self._minutes[slot] = self._minutes.get(slot, 0.0) + amount
-
-    def _roll(self, minute: int) -> None:
-        if minute != self._minute:
-            self._minute = minute
-            self._minutes = {k: v for k, v in self._minutes.items() if k[2] >= minute - 1}
+    def _mine(self, kid: str, minute: int) -> _Minutes:
+        """This process's counts of a key, rolled to `minute`."""
+        mine = self._minutes.get(kid)
+        if mine is None:
+            mine = self._minutes[kid] = _Minutes(minute)
+        elif mine.minute != minute:
+            mine.roll(minute)
+        return mine
 
     # -- the sink: spend and tokens of finished requests -----------------------------------------
 
@@ -215,10 +232,9 @@ class Limits:
             return
         now = time.time()
         minute = int(now // WINDOW)
-        self._roll(minute)
         start = period_bounds(key.period, now)[0]
         if tokens:
-            self._bump((key.key_id, "t", minute), tokens)
+            self._mine(key.key_id, minute).tokens += tokens
         if cost:
             slot = (key.key_id, start)
             self._spend[slot] = self._spend.get(slot, 0.0) + cost
@@ -329,14 +345,7 @@ class Limits:
         out: dict[str, Counts] = {}
         for key in keys:
             start = period_bounds(key.period, now)[0]
-            counts = Counts(
-                requests_prev=self._minutes.get((key.key_id, "r", minute - 1), 0.0),
-                requests=self._minutes.get((key.key_id, "r", minute), 0.0),
-                tokens_prev=self._minutes.get((key.key_id, "t", minute - 1), 0.0),
-                tokens=self._minutes.get((key.key_id, "t", minute), 0.0),
-                spend=self._spend.get((key.key_id, start), 0.0),
-            )
-            out[key.key_id] = counts
+            out[key.key_id] = self._mine(key.key_id, minute).counts(self._spend.get((key.key_id, start), 0.0))
         link = self.link
         if link is not None and keys and link.usable():
             try:

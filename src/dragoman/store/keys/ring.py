@@ -69,6 +69,11 @@ class KeyRing:
     def knows(self, token: str) -> bool:
         return self._verify(token) is not None
 
+    def verified(self, token: str) -> GatewayKey | None:
+        """The key this text is, when it was seen and matched before (a dict lookup)."""
+        known = self._verified.get(token)
+        return self.by_id.get(known) if known is not None else None
+
     def _verify(self, token: str) -> GatewayKey | None:
         known = self._verified.get(token)
         if known is not None:
