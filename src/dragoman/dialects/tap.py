@@ -23,6 +23,7 @@ class ByteTap:
         "_chunks",
         "_count_markers",
         "_counts",
+        "_data",
         "_dropped",
         "_end_markers",
         "_ended",
@@ -57,6 +58,7 @@ class ByteTap:
         self._dropped = False
         self._torn = False  # the kept bytes start inside a line
         self._settled = False
+        self._data = b""
 
     def feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -83,21 +85,29 @@ class ByteTap:
         if self._spaced is not None:
             self._count_markers = styled(data, self._count_markers, self._spaced)
             self._spaced = None
+        whole = end == len(data)  # (searches without bounds skip parsing two more arguments)
         for marker in self._count_markers:
-            self._counts += data.count(marker, 0, end)
+            self._counts += data.count(marker) if whole else data.count(marker, 0, end)
         if not self._ended:  # from the end: that is where an end marker is
-            self._ended = any(data.rfind(marker, 0, end) >= 0 for marker in self._end_markers)
+            for marker in self._end_markers:
+                if (data.rfind(marker) if whole else data.rfind(marker, 0, end)) >= 0:
+                    self._ended = True
+                    break
         if self._note is not None and self._noted is None:
             at = data.find(self._note)
             if at >= 0:
                 self._noted = data[at : at + NOTE]
 
     def _settle(self) -> bytes:
-        data = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-        if not self._settled:
-            self._settled = True
-            self._chunks = [data]
-            self._scan(data, len(data))
+        """The kept bytes, scanned once (the stream is over: nothing is fed after this)."""
+        if self._settled:
+            return self._data
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._settled = True
+        self._data = data
+        self._chunks = [data]
+        self._scan(data, len(data))
         return data
 
     @property

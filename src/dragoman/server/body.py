@@ -33,11 +33,29 @@ async def read_json(
     return raw, await parse_json(raw)
 
 
+def body_at_hand(request: web.Request, limit: int) -> bytes | None:
+    """The body when all of it has arrived and it is not encoded (the usual case), read without
+    a coroutine; None when `read_body` must wait for it or decompress it."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestTooLarge(f"request body is {length} bytes; the limit is {limit}")
+    if "content-encoding" in request.headers:
+        return None
+    content = request.content
+    if not content.is_eof():
+        return None
+    raw: bytes = content.read_nowait()
+    if len(raw) > limit:
+        raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
+    return raw
+
+
 async def read_body(request: web.Request, limit: int, stall_timeout: float | None = None) -> bytes:
     """The body, decompressed, at most `limit` bytes; `stall_timeout` bounds the wait for each
     next piece of it (408 when it runs out)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"request body is {request.content_length} bytes; the limit is {limit}")
+    at_hand = body_at_hand(request, limit)
+    if at_hand is not None:
+        return at_hand
     coding = request.headers.get("content-encoding", "").strip().lower()
     inflate: Any = None
     if coding and coding != "identity":
@@ -48,11 +66,6 @@ async def read_body(request: web.Request, limit: int, stall_timeout: float | Non
             )
         inflate = zlib.decompressobj(wbits=wbits)
     content = request.content
-    if inflate is None and content.is_eof():  # the whole body is already here, as it is
-        raw: bytes = content.read_nowait()
-        if len(raw) > limit:
-            raise RequestTooLarge(f"request body exceeds the limit of {limit} bytes")
-        return raw
     if stall_timeout is None or content.is_eof():  # the whole body is already here: no timer
         raw = await _collect(content, limit, inflate)
     else:

@@ -148,8 +148,7 @@ class Exchange:
         self.reply = reply
         self.attempt = attempt  # 1-based, over the whole trip
         self.provider = shaped.target.provider
-        self.codec: Codec = dialects.get(shaped.dialect)
-        self.secrets = self.provider.secrets(trip.caller.client_key)
+        self.codec: Codec = shaped.codec
         self.sent_at = 0.0
         self.head_status: int | None = None  # the upstream's status, once its head came
         self.head_ms = 0.0
@@ -158,6 +157,11 @@ class Exchange:
             context = replace(context, origin=self.provider.id)
         self.context = context
         self.encoder: Any = None  # a translated stream's encoder: a failure ends the same stream
+
+    @functools.cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """What is redacted from what the upstream says (asked for only when it is read)."""
+        return self.provider.secrets(self.trip.caller.client_key)
 
     # -- the attempt ----------------------------------------------------------------------------
 
@@ -220,7 +224,7 @@ class Exchange:
         out = reply_headers(upstream_headers)
         out["x-dragoman-provider"] = self.provider.id
         out["x-dragoman-attempts"] = str(self.attempt)
-        out["x-dragoman-latency-ms"] = f"{(time.perf_counter() - self.trip.started) * 1000:.0f}"
+        out["x-dragoman-latency-ms"] = str(int((time.perf_counter() - self.trip.started) * 1000 + 0.5))
         if self.trip.rule:
             out["x-dragoman-rule"] = self.trip.rule
         return out

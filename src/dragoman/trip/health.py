@@ -60,10 +60,6 @@ class MemoryBoard:
         return {k: v for k, v in self._until.items() if v > now}
 
 
-def target_name(target: Target) -> str:
-    return target.board_name
-
-
 def key_name(provider: Provider, key: int) -> str:
     return f"key:{provider.id}:{key}"
 
@@ -80,7 +76,7 @@ class Health:
 
     def blocked(self, target: Target, now: float) -> bool:
         """Cooling, or its cooldown is over and another request is probing it."""
-        name = target_name(target)
+        name = target.board_name
         until = self.board.until(name)
         if until <= 0:
             return False
@@ -91,22 +87,23 @@ class Health:
 
     def attempting(self, target: Target, now: float) -> None:
         """A request is about to try `target`: if its cooldown is over, this one is the probe."""
-        name = target_name(target)
+        name = target.board_name
         until = self.board.until(name)
         if 0 < until <= now and name not in self._probing:
             self._probing[name] = now
             log.info("cooldown of %s over: one probe request goes through", target.label)
 
     def succeeded(self, target: Target) -> None:
-        name = target_name(target)
-        self._failures.pop(name, None)
-        if self._probing.pop(name, None) is not None or self.board.until(name):
+        name = target.board_name
+        if self._failures:
+            self._failures.pop(name, None)
+        if (self._probing and self._probing.pop(name, None) is not None) or self.board.until(name):
             self.board.set(name, 0)
             log.info("%s is healthy again", target.label)
 
     def failed(self, target: Target) -> None:
         """A failure of the upstream (not of the request): counted towards a cooldown."""
-        name = target_name(target)
+        name = target.board_name
         provider = target.provider
         count = self._failures.get(name, 0) + 1
         probing = self._probing.pop(name, None) is not None
@@ -126,7 +123,7 @@ class Health:
 
     def cooling(self, target: Target, now: float) -> float:
         """Seconds left of a target's cooldown (0 when none, or when it is over)."""
-        return max(self.board.until(target_name(target)) - now, 0.0)
+        return max(self.board.until(target.board_name) - now, 0.0)
 
     # -- keys -----------------------------------------------------------------------------------
 

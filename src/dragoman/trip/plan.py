@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from dragoman import dialects
-from dragoman.dialects.base import EncodeContext
+from dragoman.dialects.base import Codec, EncodeContext
 from dragoman.dialects.responses.sealed import open_sealed, unseal_passthrough
 from dragoman.errors import InvalidRequest, redact
 from dragoman.providers.base import REASONING_REPLAY, SIGNATURE_AUTHORITY, PrepareContext, merge_betas
@@ -128,6 +128,7 @@ class Shaped(msgspec.Struct):
 
     target: Target
     dialect: str  # the upstream's
+    codec: Codec  # the upstream dialect's
     url: str
     headers: dict[str, str]  # without auth: the policy picks the key
     payload: bytes
@@ -253,6 +254,7 @@ async def shape(gw: Gateway, trip: Trip, target: Target) -> Shaped:
     return Shaped(
         target=target,
         dialect=dialect,
+        codec=up,
         url=fixed.url,
         headers=headers,
         payload=payload,

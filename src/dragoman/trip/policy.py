@@ -102,13 +102,15 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
     server = gw.config.server
     outcome = trip.outcome
     now = time.time()
-    queue = ordered(trip.route, health)
+    targets = trip.route.targets
+    queue = ordered(trip.route, health) if len(targets) > 1 else targets
     if len(queue) > 1:
         blocked = [t for t in queue if health.blocked(t, now)]
         # cooling targets (and those another request is probing) wait at the back: tried only when
         # every healthy one failed, the soonest to recover first
         if blocked:
             queue = [t for t in queue if t not in blocked] + sorted(blocked, key=lambda t: health.cooling(t, now))
+    recorded = bool(gw.sinks.sinks)  # the attempts are written down for the sinks alone
     last: Result | None = None
     tried: list[str] = []
     overflow_window: int | None = None  # the context window a request was too long for
@@ -159,7 +161,8 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                         )
                     )
                     raise
-                outcome.attempts.append(_attempt(target, key, result, result.error))
+                if recorded:
+                    outcome.attempts.append(_attempt(target, key, result, result.error))
                 if result.ok:
                     health.succeeded(target)
                     return

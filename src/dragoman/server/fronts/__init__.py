@@ -27,7 +27,7 @@ from dragoman.errors import (
 )
 from dragoman.gateway import Gateway
 from dragoman.server.auth import Identity, authenticate, keys_configured, require_admin
-from dragoman.server.body import parse_json, read_body
+from dragoman.server.body import DECODE_INLINE_MAX, body_at_hand, decode_json, parse_json, read_body
 from dragoman.server.clients import family
 from dragoman.trip import policy
 from dragoman.trip.exchange import SHUTTING_DOWN
@@ -189,8 +189,10 @@ async def complete(request: web.Request, front: str, hooks: FrontHooks | None = 
             identity = await authenticate(request, gw)
             key_name = outcome.key_name = identity.name if identity is not None else None
         client_key = gw.client_key(request.headers)
-        raw = await read_body(request, gw.max_body, gw.config.server.body_timeout)
-        body = await parse_json(raw)
+        # (the usual small body that has all arrived is read and decoded without a coroutine)
+        at_hand = body_at_hand(request, gw.max_body)
+        raw = at_hand if at_hand is not None else await read_body(request, gw.max_body, gw.config.server.body_timeout)
+        body = decode_json(raw) if len(raw) <= DECODE_INLINE_MAX else await parse_json(raw)
         planned_raw = raw
         if hooks is not None:
             changed = await hooks.arrive(gw, body, identity)
