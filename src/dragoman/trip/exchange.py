@@ -149,6 +149,7 @@ class Exchange:
         self.attempt = attempt  # 1-based, over the whole trip
         self.provider = shaped.target.provider
         self.codec: Codec = shaped.codec
+        self._secrets: tuple[str, ...] | None = None
         self.sent_at = 0.0
         self.head_status: int | None = None  # the upstream's status, once its head came
         self.head_ms = 0.0
@@ -158,10 +159,14 @@ class Exchange:
         self.context = context
         self.encoder: Any = None  # a translated stream's encoder: a failure ends the same stream
 
-    @functools.cached_property
+    @property
     def secrets(self) -> tuple[str, ...]:
-        """What is redacted from what the upstream says (asked for only when it is read)."""
-        return self.provider.secrets(self.trip.caller.client_key)
+        """What is redacted from what the upstream says (asked for only when it is read; not a
+        functools.cached_property, whose lock costs more than the call)."""
+        found = self._secrets
+        if found is None:
+            found = self._secrets = self.provider.secrets(self.trip.caller.client_key)
+        return found
 
     # -- the attempt ----------------------------------------------------------------------------
 
