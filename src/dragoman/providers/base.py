@@ -135,6 +135,7 @@ class Provider:
     # anthropic-beta values this provider always sends (its identity's, its configured header's)
     betas: tuple[str, ...] = ()
     id: str = field(init=False, repr=False)  # the spec's, read on every attempt
+    _auth: dict[int, dict[str, str]] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.id = self.spec.id
@@ -170,6 +171,10 @@ class Provider:
         `key`-th configured key. With `auth = "client"` it carries `client_key` (the client's own
         key, never a gateway key), and its absence is a 401: there is no configured key to fall
         back on."""
+        if not self.client_auth:
+            known = self._auth.get(key)
+            if known is not None:
+                return known  # (the caller copies it into the request's headers)
         secret = self.api_keys[key] if key < len(self.api_keys) else self.api_key
         if self.client_auth:
             if not client_key:
@@ -180,10 +185,14 @@ class Provider:
                 )
             secret = client_key
         if not secret or self.spec.auth == "none":
-            return {}
-        if self.spec.auth == "x-api-key":
-            return {"x-api-key": secret}
-        return {"authorization": f"Bearer {secret}"}
+            headers: dict[str, str] = {}
+        elif self.spec.auth == "x-api-key":
+            headers = {"x-api-key": secret}
+        else:
+            headers = {"authorization": f"Bearer {secret}"}
+        if not self.client_auth:
+            self._auth[key] = headers  # a configured key's header is the same on every request
+        return headers
 
     def request_headers(
         self, client_key: str | None = None, client_beta: str | None = None, key: int = 0

@@ -140,6 +140,23 @@ async def remember(gw: Gateway, origin: str, response: Response) -> None:
 class Exchange:
     """One attempt. `run` never raises a GatewayError: failures come back in the `Result`."""
 
+    __slots__ = (
+        "_secrets",
+        "attempt",
+        "codec",
+        "context",
+        "encoder",
+        "gw",
+        "head_ms",
+        "head_status",
+        "key",
+        "provider",
+        "reply",
+        "sent_at",
+        "shaped",
+        "trip",
+    )
+
     def __init__(self, gw: Gateway, trip: Trip, shaped: Shaped, key: int, reply: Reply, attempt: int) -> None:
         self.gw = gw
         self.trip = trip
