@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tests.conftest import FakeUpstream, GatewayFactory, Reply
+from tests.ops_helpers import openai_reply
 from tests.resil_helpers import MODEL, SSE, USER, ant, anthropic_events, oai, openai_events, quick, refused
 
 OPENAI_KEY, ANTHROPIC_KEY = "sk-up-openai-secret", "sk-ant-up-secret"  # providers_at's
@@ -188,12 +189,64 @@ NOT_JSON = {
         ("anthropic", "up-openai/m"),
     ],
 )
+@pytest.mark.parametrize("sinks", list(SINKS))
 async def test_a_200_that_is_not_json_is_502_on_every_path(
-    upstream: FakeUpstream, gateway: GatewayFactory, front: str, model: str, body: str
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str, model: str, body: str, sinks: str
 ):
     upstream.default = Reply(body=NOT_JSON[body], content_type="text/html" if body == "html" else "application/json")
-    gw = await gateway(quick(upstream, retries=0))
+    gw = await gateway(quick(upstream, retries=0, **SINKS[sinks]))
     exc = await refused(gw.url, front, False, model=model)
     assert exc.status_code == 502
     assert "not JSON" in str(exc) or "not a JSON object" in str(exc)
+    assert len(upstream.seen) == 1
+
+
+ERROR_200 = {
+    "openai": {"error": {"message": "the model is overloaded right now", "type": "server_error"}},
+    "anthropic": {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "the model is overloaded right now"},
+    },
+}
+
+
+@pytest.mark.parametrize("sinks", list(SINKS))
+@pytest.mark.parametrize("front", ["openai", "anthropic"])
+async def test_an_error_envelope_in_a_same_dialect_200_is_a_502_naming_it(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str, sinks: str
+):
+    # with no sink the body is not read for usage, but an error in it is still read
+    upstream.default = Reply(body=json.dumps(ERROR_200[front]).encode())
+    gw = await gateway(quick(upstream, retries=0, **SINKS[sinks]))
+    exc = await refused(gw.url, front, False)
+    assert exc.status_code == 502 and "overloaded right now" in str(exc)
+    assert len(upstream.seen) == 1
+
+
+ANTHROPIC_ANSWER = json.dumps(
+    {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+).encode()
+
+
+@pytest.mark.parametrize("front", ["openai", "anthropic"])
+async def test_a_same_dialect_answer_with_no_sink_passes_as_sent(
+    upstream: FakeUpstream, gateway: GatewayFactory, front: str
+):
+    answer = openai_reply() if front == "openai" else ANTHROPIC_ANSWER
+    upstream.default = Reply(body=answer)
+    gw = await gateway(quick(upstream, retries=0, **SINKS["no sinks"]))
+    path, body = ("/v1/chat/completions", {"model": MODEL[front], "messages": USER})
+    if front == "anthropic":
+        path, body = "/v1/messages", {"model": MODEL[front], "max_tokens": 10, "messages": USER}
+    async with aiohttp.ClientSession() as s, s.post(gw.url + path, json=body) as r:
+        assert r.status == 200 and await r.read() == answer
+        assert r.headers["x-dragoman-attempts"] == "1"
     assert len(upstream.seen) == 1

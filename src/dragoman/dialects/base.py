@@ -127,8 +127,10 @@ class Codec(Protocol):
         reached its end: the exchange needs that much to end a cut stream with an error event."""
         ...
 
-    def summarize(self, body: bytes) -> Tally:
-        """Usage, stop reason and tool calls of a same-dialect reply body (a partial decode)."""
+    def summarize(self, body: bytes, usage: bool = True) -> Tally:
+        """Usage, stop reason and tool calls of a same-dialect reply body (a partial decode). With
+        `usage` false (no sink reads them) a dialect may read only what the exchange needs: that
+        the body is JSON (raising msgspec.DecodeError), and the error an error envelope names."""
         ...
 
     def strip_stream_usage(self, lines: bytes) -> bytes:

@@ -278,7 +278,7 @@ class Exchange:
         headers = self._head(up.headers)
         if shaped.same_dialect and not shaped.remember:
             try:
-                tally = self.codec.summarize(raw)
+                tally = self.codec.summarize(raw, usage=bool(self.gw.sinks.sinks))
             except msgspec.DecodeError:
                 return self._failed(UpstreamError(f"{self.provider.id} returned a reply that is not JSON"), up.status)
             if tally.error is not None:

@@ -63,7 +63,7 @@ from dragoman.dialects.anthropic.stream import (
     usage_from_wire,
     usage_to_wire,
 )
-from dragoman.dialects.anthropic.tally import END_MARKERS, AnthropicStreamTap, summarize
+from dragoman.dialects.anthropic.tally import END_MARKERS, AnthropicStreamTap, check, summarize
 from dragoman.dialects.base import Codec, EncodeContext, Tally
 from dragoman.dialects.tap import EndTap
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, for_upstream_status, redact
@@ -477,8 +477,8 @@ class AnthropicCodec:
     def stream_tap(self, usage: bool = True) -> AnthropicStreamTap | EndTap:
         return AnthropicStreamTap() if usage else EndTap(END_MARKERS)
 
-    def summarize(self, body: bytes) -> Tally:
-        return summarize(body)
+    def summarize(self, body: bytes, usage: bool = True) -> Tally:
+        return summarize(body) if usage else check(body)
 
     def strip_stream_usage(self, lines: bytes) -> bytes:
         return lines  # `ask_stream_usage` never asks: every stream reports usage

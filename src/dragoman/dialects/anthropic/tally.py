@@ -33,6 +33,24 @@ _body = msgspec.json.Decoder(_Body)
 _any = msgspec.json.Decoder()
 
 
+class _Unread(msgspec.Struct):
+    type: str | None = None
+    error: None = None  # a body with an error is read in full
+
+
+_unread = msgspec.json.Decoder(_Unread)
+
+
+def check(raw: bytes) -> Tally:
+    """`summarize` for when nobody reads usage: the body is JSON (msgspec.DecodeError otherwise),
+    and an error (`type: error`, or an `error` field) is read in full; nothing else is picked out."""
+    try:
+        body = _unread.decode(raw)
+    except msgspec.ValidationError:
+        return summarize(raw)
+    return summarize(raw) if body.type == "error" else Tally()
+
+
 def summarize(raw: bytes) -> Tally:
     """Raises msgspec.DecodeError when the body is not JSON (a 200 the client could not parse)."""
     try:

@@ -451,7 +451,7 @@ class OllamaCodec:
     def stream_tap(self, usage: bool = True) -> OllamaStreamTap | EndTap:
         return OllamaStreamTap() if usage else EndTap(END_MARKERS)
 
-    def summarize(self, body: bytes) -> Tally:
+    def summarize(self, body: bytes, usage: bool = True) -> Tally:
         return summarize(body)
 
     def strip_stream_usage(self, lines: bytes) -> bytes:

@@ -70,7 +70,7 @@ from dragoman.dialects.openai.stream import (
     usage_from_openai,
     usage_to_openai,
 )
-from dragoman.dialects.openai.tally import END_MARKERS, OpenAIStreamTap, strip_usage, summarize
+from dragoman.dialects.openai.tally import END_MARKERS, OpenAIStreamTap, check, strip_usage, summarize
 from dragoman.dialects.tap import EndTap
 from dragoman.errors import GatewayError, InvalidRequest, Unsupported, UpstreamError, for_upstream_status, redact
 
@@ -408,8 +408,8 @@ class OpenAICodec:
     def stream_tap(self, usage: bool = True) -> OpenAIStreamTap | EndTap:
         return OpenAIStreamTap() if usage else EndTap(END_MARKERS)
 
-    def summarize(self, body: bytes) -> Tally:
-        return summarize(body)
+    def summarize(self, body: bytes, usage: bool = True) -> Tally:
+        return summarize(body) if usage else check(body)
 
     def strip_stream_usage(self, lines: bytes) -> bytes:
         return strip_usage(lines)

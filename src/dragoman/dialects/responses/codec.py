@@ -301,7 +301,7 @@ class ResponsesCodec:
     def stream_tap(self, usage: bool = True) -> ResponsesStreamTap | EndTap:
         return ResponsesStreamTap() if usage else EndTap(END_MARKERS)
 
-    def summarize(self, body: bytes) -> Tally:
+    def summarize(self, body: bytes, usage: bool = True) -> Tally:
         return summarize(body)
 
     def strip_stream_usage(self, lines: bytes) -> bytes:
