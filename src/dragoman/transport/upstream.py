@@ -375,6 +375,19 @@ class UpstreamResponse:
         self.status = conn.status
         self.headers = conn.headers
 
+    def ready(self) -> bytes | None:
+        """The whole body when it has all arrived (the connection goes back to the pool), without
+        a coroutine; None when `read` must wait for it."""
+        if self._body is not None:
+            return self._body
+        conn = self._conn
+        if conn is None or not conn.complete or conn.failed is not None:
+            return None
+        self._body = conn.take()
+        self._conn = None
+        conn.release()
+        return self._body
+
     async def read(self) -> bytes:
         """The whole body (the connection goes back to the pool)."""
         if self._body is not None:

@@ -270,10 +270,12 @@ class Exchange:
     # -- unary ----------------------------------------------------------------------------------
 
     async def _unary(self, up: Any) -> Result:
-        try:
-            raw = await up.read()
-        except GatewayError as exc:
-            return self._failed(self._named(exc), up.status)
+        raw = up.ready()  # (a small answer has usually all arrived with its head)
+        if raw is None:
+            try:
+                raw = await up.read()
+            except GatewayError as exc:
+                return self._failed(self._named(exc), up.status)
         shaped = self.shaped
         headers = self._head(up.headers)
         if shaped.same_dialect and not shaped.remember:
