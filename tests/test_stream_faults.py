@@ -16,7 +16,18 @@ import pytest
 
 from tests.conftest import FakeUpstream, GatewayFactory, Reply
 from tests.ops_helpers import openai_reply
-from tests.resil_helpers import MODEL, SSE, USER, ant, anthropic_events, oai, openai_events, quick, refused
+from tests.resil_helpers import (
+    MODEL,
+    SSE,
+    USER,
+    ant,
+    anthropic_events,
+    anthropic_message,
+    oai,
+    openai_events,
+    quick,
+    refused,
+)
 
 OPENAI_KEY, ANTHROPIC_KEY = "sk-up-openai-secret", "sk-ant-up-secret"  # providers_at's
 
@@ -223,24 +234,11 @@ async def test_an_error_envelope_in_a_same_dialect_200_is_a_502_naming_it(
     assert len(upstream.seen) == 1
 
 
-ANTHROPIC_ANSWER = json.dumps(
-    {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "m",
-        "content": [{"type": "text", "text": "ok"}],
-        "stop_reason": "end_turn",
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    }
-).encode()
-
-
 @pytest.mark.parametrize("front", ["openai", "anthropic"])
 async def test_a_same_dialect_answer_with_no_sink_passes_as_sent(
     upstream: FakeUpstream, gateway: GatewayFactory, front: str
 ):
-    answer = openai_reply() if front == "openai" else ANTHROPIC_ANSWER
+    answer = openai_reply() if front == "openai" else anthropic_message()
     upstream.default = Reply(body=answer)
     gw = await gateway(quick(upstream, retries=0, **SINKS["no sinks"]))
     path, body = ("/v1/chat/completions", {"model": MODEL[front], "messages": USER})
