@@ -280,7 +280,7 @@ class Exchange:
         headers = self._head(up.headers)
         if shaped.same_dialect and not shaped.remember:
             try:
-                tally = self.codec.summarize(raw, usage=bool(self.gw.sinks.sinks))
+                tally = self.codec.summarize(raw, usage=self.gw.sinks.active)
             except msgspec.DecodeError:
                 return self._failed(UpstreamError(f"{self.provider.id} returned a reply that is not JSON"), up.status)
             if tally.error is not None:
@@ -377,7 +377,7 @@ class Exchange:
         The last chunk goes out with the end of the reply; on success the reply is ended here."""
         shaped = self.shaped
         # with no sink, nobody reads the usage: the tap only tells whether the stream was whole
-        tap = self.codec.stream_tap(usage=bool(self.gw.sinks.sinks))
+        tap = self.codec.stream_tap(usage=self.gw.sinks.active)
         decoder = self.codec.stream_decoder() if shaped.remember else None
         acc = Accumulator() if decoder is not None else None
         writer.secrets = (

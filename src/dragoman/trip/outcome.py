@@ -98,9 +98,13 @@ class Sinks:
     def __init__(self, sinks: list[Sink] | None = None) -> None:
         self.sinks: list[Sink] = list(sinks or [])
         self.failures = 0
+        # whether anything reads an outcome: without a sink the trip skips what only the record
+        # would carry (usage read off a reply, attempt records)
+        self.active = bool(self.sinks)
 
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
+        self.active = True
 
     def record(self, outcome: Outcome) -> None:
         for sink in self.sinks:

@@ -110,7 +110,7 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
         # every healthy one failed, the soonest to recover first
         if blocked:
             queue = [t for t in queue if t not in blocked] + sorted(blocked, key=lambda t: health.cooling(t, now))
-    recorded = bool(gw.sinks.sinks)  # the attempts are written down for the sinks alone
+    recorded = gw.sinks.active  # the attempts are written down for the sinks alone
     last: Result | None = None
     tried: list[str] = []
     overflow_window: int | None = None  # the context window a request was too long for

@@ -288,7 +288,7 @@ def _failed(outcome: Outcome, error: GatewayError) -> None:
 
 
 def _record(gw: Gateway, outcome: Outcome, started: float, task: asyncio.Task[Any]) -> None:
-    if not gw.sinks and not log.isEnabledFor(logging.DEBUG):
+    if not gw.sinks.active and not log.isEnabledFor(logging.DEBUG):
         return  # nobody reads the record
     outcome.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     if outcome.ttfb_ms is not None:
@@ -304,7 +304,7 @@ def _record(gw: Gateway, outcome: Outcome, started: float, task: asyncio.Task[An
             outcome.status,
             outcome.latency_ms,
         )
-    if gw.sinks:
+    if gw.sinks.active:
         # once the reply is out: a body leaves after the handler returns, in the same step, and
         # the sinks' work then overlaps the client's next request instead of delaying this reply
         task.get_loop().call_soon(gw.sinks.record, outcome)
