@@ -14,6 +14,7 @@ import time
 import pytest
 import uvloop
 
+from dragoman.errors import UpstreamConnectionLost
 from dragoman.transport import upstream as upstream_mod
 from dragoman.transport.upstream import Upstream
 from tests.rawserver import CHUNKED, Peer, Server, chunk, keep_alive, reply, send, settle
@@ -221,6 +222,26 @@ async def test_connection_the_peer_closed_is_not_reused():
         resp = await send(up, server.url)
         assert await resp.read() == b"answer 2"
         assert server.requests == 2 and server.connections == 2
+    finally:
+        await up.close()
+        server.stop()
+
+
+async def test_a_connection_parked_moments_ago_is_reused_without_asking_the_socket(monkeypatch: pytest.MonkeyPatch):
+    # within `FRESH` of its park no poll is made: a peer that closed at once without saying so
+    # fails the request as lost before any reply on a reused connection, the policy's to retry
+    monkeypatch.setattr(upstream_mod, "FRESH", 10.0)
+    server = ClosingServer()
+    up = Upstream()
+    try:
+        resp = await send(up, server.url)
+        assert await resp.read() == b"answer 1"
+        assert server.closed.wait(10)
+        time.sleep(0.2)  # the FIN is in: the poll of the test above would have seen it
+        with pytest.raises(UpstreamConnectionLost) as lost:
+            await send(up, server.url)
+        assert lost.value.before_reply and lost.value.reused
+        assert server.requests == 1
     finally:
         await up.close()
         server.stop()

@@ -50,8 +50,8 @@ LOST, MALFORMED = "lost", "malformed"
 _POLL = hasattr(select, "poll")
 # A connection parked less than this ago is reused without asking the socket whether the peer
 # closed it (a system call per request at load): a server closes an idle connection after its
-# keep-alive timeout, seconds, and one that closes at once without saying so fails the request on
-# the reused connection, which the policy retries.
+# keep-alive timeout, seconds; one that closes at once without saying so fails the request as lost
+# before any reply on a reused connection, which the policy retries (`server.retries`).
 FRESH = 0.05
 _HOP = frozenset(HOP)
 
@@ -272,8 +272,7 @@ class _Conn(asyncio.Protocol):
     def alive(self) -> bool:
         """Whether an idle connection can carry a request: open, and nothing waiting to be read on
         it (an idle peer that has something to say has closed it, or is talking nonsense)."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if not self.is_open():
             return False
         if self.fd < 0:
             return True
@@ -390,8 +389,9 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body (the connection goes back to the pool)."""
-        if self._body is not None:
-            return self._body
+        body = self.ready()
+        if body is not None:
+            return body
         conn = self._conn
         if conn is None:
             return b""
