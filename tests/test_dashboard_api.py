@@ -146,8 +146,12 @@ async def test_the_page_and_its_assets(gateway, upstream):
         status, _, _ = await get(running.url + "/ui/static/" + name, **{"if-none-match": etag})
         assert status == 304
     for missing in ("/ui/static/nope.js", "/ui/static/../__init__.py", "/ui/nothing"):
-        status, _, body = await get(running.url + missing)
+        status, headers, body = await get(running.url + missing)
         assert status == 404 and body["error"]["type"] == "not_found_error", missing
+        assert headers["x-frame-options"] == "DENY", missing  # the dashboard's errors are guarded too
+    # the guard is the dashboard's own: the gateway's endpoints answer without it
+    status, headers, _ = await get(running.url + "/v1/models")
+    assert status == 200 and "content-security-policy" not in headers
     async with aiohttp.ClientSession() as session, session.post(running.url + "/ui/api/feed") as r:
         assert r.status == 405 and r.headers["allow"] == "GET, HEAD"
 

@@ -97,7 +97,10 @@ class Gateway:
             router=router,
             reasoning=store,
             prices=PriceTable.from_config(config.prices),
-            health=Health(RedisBoard(link)) if link is not None else Health(),
+            health=Health(
+                RedisBoard(link) if link is not None else None,
+                count_load=any(route.strategy == "least-busy" for route in config.routes.values()),
+            ),
             redis=link,
         )
         if server.virtual_keys and server.usage_store != "off":

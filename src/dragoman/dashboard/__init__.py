@@ -10,8 +10,6 @@ The page and its assets hold no data and load without a key; every API call need
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from dragoman.dashboard import api
@@ -33,17 +31,16 @@ SECURITY_HEADERS = {
 }
 
 
-@web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(SECURITY_HEADERS)
-    return response
 
 
 def make_app(gw: Gateway) -> web.Application:
-    app = web.Application(middlewares=[security_headers])
+    # a signal, not a middleware: one middleware in any sub-application makes aiohttp run the
+    # middleware chain for every request of the whole server, completions included; the signal
+    # fires for this application's replies alone (errors and redirects too)
+    app = web.Application()
+    app.on_response_prepare.append(security_headers)
     app[GATEWAY] = gw
     assets = Assets.load()
     app.router.add_get("/", assets.index)

@@ -34,6 +34,7 @@ class ByteTap:
         "_size",
         "_spaced",
         "_torn",
+        "style",
     )
 
     def __init__(
@@ -59,6 +60,9 @@ class ByteTap:
         self._torn = False  # the kept bytes start inside a line
         self._settled = False
         self._data = b""
+        # the count markers of the stream's JSON style, once read off its first object (both
+        # styles' when there was no telling)
+        self.style: tuple[bytes, ...] | None = None
 
     def feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -83,7 +87,7 @@ class ByteTap:
 
     def _scan(self, data: bytes, end: int) -> None:
         if self._spaced is not None:
-            self._count_markers = styled(data, self._count_markers, self._spaced)
+            self._count_markers = self.style = styled(data, self._count_markers, self._spaced)
             self._spaced = None
         whole = end == len(data)  # (searches without bounds skip parsing two more arguments)
         for marker in self._count_markers:
@@ -152,16 +156,39 @@ class ByteTap:
 
 class EndTap:
     """A tap for a stream whose usage nobody reads (no sink): whether it reached its end, which is
-    all the exchange itself needs (a stream cut short ends with an error event)."""
+    all the exchange itself needs (a stream cut short ends with an error event). Past `KEEP` bytes,
+    the kept ones are searched and all but a marker's length of them dropped (no marker is split)."""
 
-    __slots__ = ("_bytes", "feed")
+    __slots__ = ("_chunks", "_ended", "_markers", "_size")
 
     def __init__(self, end_markers: tuple[bytes, ...]) -> None:
-        self._bytes = ByteTap(end_markers)
-        self.feed = self._bytes.feed
+        self._markers = end_markers
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._ended = False
+
+    def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size > KEEP:
+            data = b"".join(self._chunks)
+            self._ended = self._ended or self._found(data)
+            keep = data[-max(map(len, self._markers)) :]
+            self._chunks = [keep]
+            self._size = len(keep)
+
+    def _found(self, data: bytes) -> bool:
+        # from the end, where an end marker is (any() over a generator would cost a frame)
+        for marker in self._markers:  # noqa: SIM110
+            if data.rfind(marker) >= 0:
+                return True
+        return False
 
     def finish(self) -> Tally:
-        return Tally(ended=self._bytes.ended)
+        if not self._ended:
+            chunks = self._chunks
+            self._ended = self._found(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return Tally(ended=self._ended)
 
 
 def line_at(data: bytes, at: int) -> tuple[int, int]:

@@ -41,6 +41,7 @@ class RedisBoard:
         self.link = link
         self.key = link.key("cooldowns")
         self._local = MemoryBoard()
+        self.entries = self._local.entries  # (the mirror: the protocol's read-only view)
         self._pending: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -60,13 +60,25 @@ class Result(msgspec.Struct):
     latency_ms: float = 0.0
 
 
-def reply_headers(upstream: Any) -> dict[str, str]:
+# the header names of an answer, in order -> those passed on: a provider answers with the same
+# names every time (20 or so, a few passed), so each answer costs one lookup, not a test per name
+_PASSED: dict[tuple[str, ...], tuple[str, ...]] = {}
+PASSED_MAX = 1024
+
+
+def reply_headers(upstream: dict[str, str]) -> dict[str, str]:
     """The upstream headers worth passing on (the transport's names are lower-case already)."""
-    out: dict[str, str] = {}
-    for name, value in upstream.items():
-        if name in PASS_HEADERS or name.startswith(PASS_PREFIXES):
-            out[name] = value
-    return out
+    names = tuple(upstream)
+    keep = _PASSED.get(names)
+    if keep is None:
+        keep = tuple(name for name in names if name in PASS_HEADERS or name.startswith(PASS_PREFIXES))
+        if len(_PASSED) >= PASSED_MAX:
+            _PASSED.clear()
+        _PASSED[names] = keep
+    if not keep:
+        return {}
+    get = dict.__getitem__  # (the transport's `Headers` would lower-case each name again)
+    return {name: get(upstream, name) for name in keep}
 
 
 def retry_hints(headers: Any) -> tuple[float | None, bool | None]:
@@ -500,7 +512,7 @@ class _Writer:
         self.reply = reply
         self._sep = b"\n\n" if framing == "sse" else b"\n"  # what ends an event
         self._pending = b""
-        self._tail = self._sep  # the last bytes written: the stream starts at an event boundary
+        self._tail = self._sep  # the last write (its end): the stream starts at an event boundary
         self.secrets: tuple[bytes, ...] = ()
         self.strip: Callable[[bytes], bytes] | None = None  # takes out usage the client did not ask for
         self.wrote = False  # anything (the head, at least) went to the client
@@ -511,8 +523,11 @@ class _Writer:
         self._note(data)
 
     def _note(self, data: bytes) -> None:
-        if data:
-            self._tail = (self._tail + data)[-2:] if len(data) < 2 else data[-2:]
+        # (what ends the last write, kept whole: only its last two bytes are ever read)
+        if len(data) >= 2:
+            self._tail = data
+        elif data:
+            self._tail = (self._tail[-1:] + data)[-2:]
 
     def _boundary(self, buf: bytes) -> int:
         """Where the last whole event ends in `buf` (0: none yet). An SSE event is held back until

@@ -29,6 +29,9 @@ PROBE_WINDOW = 30.0  # seconds a probe may take before another request may probe
 class CooldownBoard(Protocol):
     """Cooldowns by name, as wall-clock deadlines (epoch seconds) so several processes agree."""
 
+    # every deadline held (some maybe over), read-only: empty, the policy skips every check
+    entries: dict[str, float]
+
     def until(self, name: str) -> float:
         """The end of `name`'s cooldown, or 0."""
         ...
@@ -44,20 +47,20 @@ class CooldownBoard(Protocol):
 
 class MemoryBoard:
     def __init__(self) -> None:
-        self._until: dict[str, float] = {}
+        self.entries: dict[str, float] = {}
 
     def until(self, name: str) -> float:
-        return self._until.get(name, 0.0)
+        return self.entries.get(name, 0.0)
 
     def set(self, name: str, until: float) -> None:
         if until <= 0:
-            self._until.pop(name, None)
+            self.entries.pop(name, None)
         else:
-            self._until[name] = until
+            self.entries[name] = until
 
     def active(self) -> dict[str, float]:
         now = time.time()
-        return {k: v for k, v in self._until.items() if v > now}
+        return {k: v for k, v in self.entries.items() if v > now}
 
 
 def key_name(provider: Provider, key: int) -> str:
@@ -65,12 +68,19 @@ def key_name(provider: Provider, key: int) -> str:
 
 
 class Health:
-    def __init__(self, board: CooldownBoard | None = None) -> None:
+    def __init__(self, board: CooldownBoard | None = None, *, count_load: bool = True) -> None:
         self.board: CooldownBoard = board or MemoryBoard()
         self._failures: dict[str, int] = {}
         self._probing: dict[str, float] = {}  # target name -> when its probe started
         self._inflight: dict[str, int] = {}
         self._next_key: dict[str, int] = {}
+        # whether the in-flight counts are kept: only a least-busy route reads them
+        self.count_load = count_load
+
+    def quiet(self) -> bool:
+        """Nothing cooling, probing or counting failures anywhere: `attempting` and `succeeded`
+        have nothing to do (the usual state, asked once per attempt instead of calling both)."""
+        return not (self._failures or self._probing or self.board.entries)
 
     # -- targets --------------------------------------------------------------------------------
 

@@ -121,7 +121,8 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
             window = info.context_window if info is not None else None
             if window is not None and window <= overflow_window:
                 continue
-        health.attempting(target, time.time())  # the probe of a cooldown that just ended
+        if not health.quiet():
+            health.attempting(target, time.time())  # the probe of a cooldown that just ended
         try:
             shaped = await shape(gw, trip, target)
         except Unsupported as exc:
@@ -141,11 +142,14 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
         outcome.passthrough = shaped.passthrough
         keys_tried: set[int] = set()
         retries = 0
-        health.enter(target)
+        counted = health.count_load
+        if counted:
+            health.enter(target)
+        several_keys = len(target.provider.api_keys) > 1
         try:
             while True:
                 number += 1
-                key = health.pick_key(target.provider, keys_tried)
+                key = health.pick_key(target.provider, keys_tried) if several_keys else 0
                 exchange = Exchange(gw, trip, shaped, key, reply, number)
                 try:
                     result = await exchange.run()
@@ -164,7 +168,8 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                 if recorded:
                     outcome.attempts.append(_attempt(target, key, result, result.error))
                 if result.ok:
-                    health.succeeded(target)
+                    if not health.quiet():
+                        health.succeeded(target)
                     return
                 last = result
                 kind = classify(result)
@@ -179,7 +184,7 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                     return  # the client has its error event; nothing may be sent again
                 if trip.aborted is not None:
                     raise Overloaded(SHUTTING_DOWN, status=503)
-                if result.status in KEY_STATUSES and len(target.provider.api_keys) > 1:
+                if result.status in KEY_STATUSES and several_keys:
                     health.key_refused(target.provider, key, result.retry_after or target.provider.cooldown)
                     keys_tried.add(key)
                     if health.usable_keys(target.provider, keys_tried):
@@ -206,7 +211,8 @@ async def run(gw: Gateway, trip: Trip, reply: Reply) -> None:
                         continue
                 break  # the next target, if any
         finally:
-            health.leave(target)
+            if counted:
+                health.leave(target)
     if last is None or last.error is None:
         raise InvalidRequest(f"model {trip.model!r}: no target of this route can take the request", param="model")
     raise _final(last.error, tried, number, outcome.provider)

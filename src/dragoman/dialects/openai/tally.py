@@ -109,6 +109,8 @@ _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')  # set, not null
 # what the usual ending is searched for, per JSON style: a report, a set finish reason, an error
 _COMPACT = (b'"usage":{', b'"finish_reason":"', b'"error"')
 _SPACED = (b'"usage": {', b'"finish_reason": "', b'"error"')
+# the tap's tool-call markers of a style -> the ending's markers of the same style
+_STYLES: dict[tuple[bytes, ...] | None, tuple[bytes, ...]] = {TOOL_MARKERS: _COMPACT, TOOL_MARKERS_SPACED: _SPACED}
 
 
 def _without_usage(line: bytes) -> bytes:
@@ -210,17 +212,19 @@ class OpenAIStreamTap:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
         tail = self._bytes.tail()
         end = last_lines(tail)
-        if not self._last(end, tally):  # not the usual ending: every line that may say
+        if not self._last(end, tally, _STYLES.get(self._bytes.style)):  # not the usual ending: every line that may say
             tally.stop_reason = None
             tally.usage = self._read(tail, tally)
         return tally
 
     @staticmethod
-    def _last(data: bytes, tally: Tally) -> bool:
+    def _last(data: bytes, tally: Tally, markers: tuple[bytes, ...] | None = None) -> bool:
         """The usual ending, read from the back: the last usage report, the last set finish reason
-        and an error, each found by one backward search (in the JSON style of the stream). False
-        when a line does not decode as expected, or the finish is not choice 0's."""
-        markers = styled(data, _COMPACT, _SPACED)
+        and an error, each found by one backward search (in the JSON style of the stream, when the
+        tap did not read it already). False when a line does not decode as expected, or the finish
+        is not choice 0's."""
+        if markers is None:
+            markers = styled(data, _COMPACT, _SPACED)
         lines: list[tuple[int, int]] = []
         for marker in markers:
             at = data.rfind(marker)

@@ -32,8 +32,10 @@ def clean(outcome: Outcome, log_bodies: bool, secrets: tuple[str, ...]) -> Outco
         response_body = redact(outcome.response_body, secrets) if outcome.response_body else outcome.response_body
     error = redact(outcome.error, secrets) if outcome.error else outcome.error
     attempts = outcome.attempts
-    if any(a.error for a in attempts):
-        attempts = [msgspec.structs.replace(a, error=redact(a.error, secrets)) if a.error else a for a in attempts]
+    for attempt in attempts:  # (a loop, not any() over a generator: one attempt is the usual)
+        if attempt.error:
+            attempts = [msgspec.structs.replace(a, error=redact(a.error, secrets)) if a.error else a for a in attempts]
+            break
     if (
         request_body is outcome.request_body
         and response_body is outcome.response_body
