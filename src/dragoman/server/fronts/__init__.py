@@ -307,7 +307,7 @@ def _record(gw: Gateway, outcome: Outcome, started: float, task: asyncio.Task[An
     if gw.sinks.active:
         # once the reply is out: a body leaves after the handler returns, in the same step, and
         # the sinks' work then overlaps the client's next request instead of delaying this reply
-        task.get_loop().call_soon(gw.sinks.record, outcome)
+        gw.sinks.soon(outcome, task.get_loop())
 
 
 async def guarded(request: web.Request, dialect: str, handle: Any) -> web.StreamResponse:
