@@ -26,7 +26,7 @@ from dragoman.errors import (
     redact,
 )
 from dragoman.gateway import Gateway
-from dragoman.server.auth import Identity, authenticate, keys_configured, require_admin
+from dragoman.server.auth import Identity, authenticate, keys_configured, known_identity, require_admin
 from dragoman.server.body import DECODE_INLINE_MAX, body_at_hand, decode_json, parse_json, read_body
 from dragoman.server.clients import family
 from dragoman.trip import policy
@@ -185,8 +185,8 @@ async def complete(request: web.Request, front: str, hooks: FrontHooks | None = 
     try:
         identity: Identity | None = None
         key_name: str | None = None
-        if keys_configured(gw):  # (no coroutine at all when no key of any kind is set)
-            identity = await authenticate(request, gw)
+        if keys_configured(gw):  # (no coroutine at all when no key of any kind is set, or a known one came)
+            identity = known_identity(request, gw) or await authenticate(request, gw)
             key_name = outcome.key_name = identity.name if identity is not None else None
         client_key = gw.client_key(request.headers)
         # (the usual small body that has all arrived is read and decoded without a coroutine)
@@ -203,7 +203,11 @@ async def complete(request: web.Request, front: str, hooks: FrontHooks | None = 
         if hooks is not None:
             hooks.planned(gw, trip, reply)
         if identity is not None and identity.key is not None and gw.limits is not None:
-            await gw.limits.admit(identity.key, trip)  # its models, budget, RPM and TPM: before any upstream call
+            # its models, budget, RPM and TPM: before any upstream call (answered at once unless
+            # Redis must be asked)
+            asking = gw.limits.admit(identity.key, trip)
+            if asking is not None:
+                await asking
         trip.started = started
         trip.task = request.task  # (asyncio.current_task() costs a getpid syscall on 3.11)
         gw.inflight.add(trip)

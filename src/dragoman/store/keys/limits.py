@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from dragoman.errors import BillingError, PermissionDenied, RateLimited
+from dragoman.errors import BillingError, GatewayError, PermissionDenied, RateLimited
 from dragoman.store.db import Database
 from dragoman.store.keys.admin import spend_since
 from dragoman.store.keys.records import GatewayKey, Period, period_bounds, when
@@ -96,6 +96,31 @@ def wait_seconds(prev: float, cur: float, elapsed: float, fits: Callable[[float]
     return 2 * WINDOW
 
 
+def _refusal(key: GatewayKey, counts: Counts, elapsed: float, end: float) -> GatewayError | None:
+    """Why the key may not make another request now (None: it may)."""
+    if key.budget_usd is not None and counts.spend >= key.budget_usd:
+        return BillingError(
+            f"gateway key {key.name!r} has used its {ADJECTIVE[key.period]} budget: ${counts.spend:.2f} of "
+            f"${key.budget_usd:.2f}; it resets at {when(end)}",
+            headers={"x-should-retry": "false", "x-dragoman-budget-reset": str(int(end))},
+        )
+    if key.rpm is not None and estimate(counts.requests_prev, counts.requests, elapsed) > key.rpm:
+        rpm = key.rpm
+        wait = wait_seconds(counts.requests_prev, counts.requests - 1, elapsed, lambda v: v + 1 <= rpm)
+        return RateLimited(
+            f"gateway key {key.name!r} is over its limit of {key.rpm} requests per minute; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+        )
+    if key.tpm is not None and estimate(counts.tokens_prev, counts.tokens, elapsed) >= key.tpm:
+        tpm = key.tpm
+        wait = wait_seconds(counts.tokens_prev, counts.tokens, elapsed, lambda v: v < tpm)
+        return RateLimited(
+            f"gateway key {key.name!r} is over its limit of {key.tpm} tokens per minute; retry in {wait} s",
+            headers={"retry-after": str(wait)},
+        )
+    return None
+
+
 def tokens_of(outcome: Outcome) -> int:
     u = outcome.usage
     if u is None:
@@ -126,62 +151,56 @@ class Limits:
 
     # -- the admission check ---------------------------------------------------------------------
 
-    async def admit(self, key: GatewayKey, trip: Trip) -> None:
+    def admit(self, key: GatewayKey, trip: Trip) -> Awaitable[None] | None:
+        """Refuses the request (raises the client's error) when the key may not make it now. This
+        process's own counters answer at once; with Redis usable, the answer is a coroutine that
+        asks it, for the caller to await."""
         route = trip.route
         if key.models and not (key.allows(trip.model, route.name) or all(key.allows(t.label) for t in route.targets)):
             raise PermissionDenied(
                 f"gateway key {key.name!r} may not use model {trip.model!r} (allowed: {', '.join(key.models)})"
             )
         if key.budget_usd is None and key.rpm is None and key.tpm is None:
-            return
+            return None
+        link = self.link
+        if link is not None and link.usable():
+            return self._admit_shared(key, link)
         now = time.time()
         minute = int(now // WINDOW)
-        elapsed = now - minute * WINDOW
         start, end = period_bounds(key.period, now)
-        counts = await self._counts(key, minute, start)
-        if key.budget_usd is not None and counts.spend >= key.budget_usd:
-            await self._undo(key, minute)
-            raise BillingError(
-                f"gateway key {key.name!r} has used its {ADJECTIVE[key.period]} budget: ${counts.spend:.2f} of "
-                f"${key.budget_usd:.2f}; it resets at {when(end)}",
-                headers={"x-should-retry": "false", "x-dragoman-budget-reset": str(int(end))},
-            )
-        if key.rpm is not None and estimate(counts.requests_prev, counts.requests, elapsed) > key.rpm:
-            await self._undo(key, minute)
-            rpm = key.rpm
-            wait = wait_seconds(counts.requests_prev, counts.requests - 1, elapsed, lambda v: v + 1 <= rpm)
-            raise RateLimited(
-                f"gateway key {key.name!r} is over its limit of {key.rpm} requests per minute; retry in {wait} s",
-                headers={"retry-after": str(wait)},
-            )
-        if key.tpm is not None and estimate(counts.tokens_prev, counts.tokens, elapsed) >= key.tpm:
-            await self._undo(key, minute)
-            tpm = key.tpm
-            wait = wait_seconds(counts.tokens_prev, counts.tokens, elapsed, lambda v: v < tpm)
-            raise RateLimited(
-                f"gateway key {key.name!r} is over its limit of {key.tpm} tokens per minute; retry in {wait} s",
-                headers={"retry-after": str(wait)},
-            )
+        counts = self._local_counts(key, minute, start)
+        counts.spend = max(counts.spend, self._ledger.get((key.key_id, start), 0.0))
+        refusal = _refusal(key, counts, now - minute * WINDOW, end)
+        if refusal is not None:
+            if key.rpm is not None:
+                self._mine(key.key_id, minute).requests -= 1  # a refused request does not count
+            raise refusal
+        return None
 
-    async def _counts(self, key: GatewayKey, minute: int, start: float) -> Counts:
-        """Counts a request (when the key has an RPM) and reads the counters: Redis when it is
-        there and answering, this process's own otherwise."""
+    async def _admit_shared(self, key: GatewayKey, link: RedisLink) -> None:
+        now = time.time()
+        minute = int(now // WINDOW)
+        start, end = period_bounds(key.period, now)
+        counts = self._local_counts(key, minute, start)  # (counted here too: Redis may fail mid-way)
+        try:
+            counts = await self._redis_counts(link, key, minute, start)
+        except link.errors as exc:
+            link.failed(exc, "rate limits and budgets are counted")
+        else:
+            link.succeeded()
+        counts.spend = max(counts.spend, self._ledger.get((key.key_id, start), 0.0))
+        refusal = _refusal(key, counts, now - minute * WINDOW, end)
+        if refusal is not None:
+            await self._undo(key, minute)
+            raise refusal
+
+    def _local_counts(self, key: GatewayKey, minute: int, start: float) -> Counts:
+        """Counts a request (when the key has an RPM) in this process's counters, and reads them."""
         kid = key.key_id
         mine = self._mine(kid, minute)
         if key.rpm is not None:
             mine.requests += 1
-        local = mine.counts(self._spend.get((kid, start), 0.0))
-        link = self.link
-        if link is not None and link.usable():
-            try:
-                shared = await self._redis_counts(link, key, minute, start)
-            except link.errors as exc:
-                link.failed(exc, "rate limits and budgets are counted")
-            else:
-                link.succeeded()
-                local = shared
-        local.spend = max(local.spend, self._ledger.get((kid, start), 0.0))
-        return local
+        return mine.counts(self._spend.get((kid, start), 0.0))
 
     async def _redis_counts(self, link: RedisLink, key: GatewayKey, minute: int, start: float) -> Counts:
         kid = key.key_id
