@@ -3,6 +3,7 @@ what is never logged, the JSON format, and the start-up banner of a real `dragom
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -203,11 +204,18 @@ async def test_serve_prints_a_banner_and_logs_requests_at_the_default_level(upst
         assert "sk-static-key" not in banner and "sk-fake-secret" not in banner
         client = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="sk-static-key-0123456789", max_retries=0)
         await client.chat.completions.create(model="smart", messages=HI)
+        # requests that end in the same step of the loop: their lines go out together, each whole
+        many = await asyncio.gather(
+            *(client.chat.completions.with_raw_response.create(model="quick", messages=HI) for _ in range(30))
+        )
+        ids = {r.headers["x-dragoman-request-id"] for r in many}
     finally:
         assert await served.stop() == 0
     log = served.log()
     lines = [line for line in log.splitlines() if "dragoman.access" in line]
-    assert len(lines) == 1 and "POST /v1/chat/completions 200" in lines[0] and "key=api_keys[0]" in lines[0]
+    assert len(lines) == 31 and "POST /v1/chat/completions 200" in lines[0] and "key=api_keys[0]" in lines[0]
+    assert sorted(re.search(r" id=(\S+) ", line).group(1) for line in lines[1:]) == sorted(ids)  # type: ignore[union-attr]
+    assert all(line.startswith(lines[0][:4]) and line.endswith("end=ok") for line in lines)
     # written straight to the buffered handler, as its text formatter would have made it
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
     head = "POST /v1/chat/completions 200 front=openai model=smart provider=fake upstream=a"

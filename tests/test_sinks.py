@@ -37,6 +37,27 @@ class Broken(Collect):
         raise RuntimeError("this sink is broken")
 
 
+class Batches(Collect):
+    """Takes a step's outcomes in one call."""
+
+    def __init__(self, name: str = "batches") -> None:
+        super().__init__(name)
+        self.batches: list[int] = []
+
+    def record(self, outcome: Outcome) -> None:
+        raise AssertionError("a sink with record_batch gets batches")
+
+    def record_batch(self, outcomes: list[Outcome]) -> None:
+        self.batches.append(len(outcomes))
+        self.seen.extend(outcomes)
+
+
+class BrokenBatches(Batches):
+    def record_batch(self, outcomes: list[Outcome]) -> None:
+        super().record_batch(outcomes)
+        raise RuntimeError("this sink is broken")
+
+
 def outcome(n: int) -> Outcome:
     return Outcome(request_id=f"req-{n}", time=time.time(), method="POST", path="/v1/chat/completions")
 
@@ -47,9 +68,9 @@ async def test_every_outcome_reaches_every_sink_once_though_one_sink_fails(
     upstream.default = Reply(body=openai_reply())
     running = await gateway(providers_at(upstream, server={"usage_store": "off", "metrics": False}))
     sinks = running.gateway.sinks
-    broken, kept = Broken("broken"), Collect()
-    sinks.add(broken)
-    sinks.add(kept)
+    broken, kept, batched, broken_batches = Broken("broken"), Collect(), Batches(), BrokenBatches("broken batches")
+    for sink in (broken, broken_batches, kept, batched):
+        sinks.add(sink)
     body = {"model": "up-openai/m", "messages": [{"role": "user", "content": "hi"}]}
     async with aiohttp.ClientSession() as http:
 
@@ -65,11 +86,15 @@ async def test_every_outcome_reaches_every_sink_once_though_one_sink_fails(
                 if len(kept.seen) >= 40:
                     break
                 await asyncio.sleep(0.02)
-    assert sorted(o.request_id for o in kept.seen) == sorted(ids)  # each once, none lost, none twice
-    assert sorted(o.request_id for o in broken.seen) == sorted(ids)
-    assert sinks.failures == 40
+    for sink in (kept, broken, batched, broken_batches):  # each once, none lost, none twice
+        assert sorted(o.request_id for o in sink.seen) == sorted(ids), sink.name
+    assert [o.request_id for o in batched.seen] == [o.request_id for o in kept.seen]  # the same order
+    assert sum(batched.batches) == 40 and len(batched.batches) == len(broken_batches.batches)
+    assert sinks.failures == 40 + 40  # every outcome a failing sink did not take is counted
     assert all(o.status == 200 and o.provider == "up-openai" for o in kept.seen)
-    assert sum("sink broken failed" in r.getMessage() for r in caplog.records) == 40
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("sink broken failed" in m for m in messages) == 40
+    assert sum("sink broken batches failed" in m for m in messages) == len(broken_batches.batches)
 
 
 async def test_outcomes_are_recorded_on_the_next_step_in_the_order_handed_over():

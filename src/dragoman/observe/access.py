@@ -195,6 +195,25 @@ class AccessLog:
         self._direct = direct = direct_handler(self.log)
         self._text_direct = direct is not None and not self.json and not isinstance(direct.formatter, JsonFormatter)
 
+    def record_batch(self, outcomes: list[Outcome]) -> None:
+        """A step's lines in one write (the default setup), or one by one."""
+        if not self._text_direct or len(outcomes) == 1:
+            for outcome in outcomes:
+                self.record(outcome)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._tick(second)
+        if not self._enabled or not self._text_direct:
+            for outcome in outcomes:
+                self.record(outcome)
+            return
+        direct = self._direct
+        assert direct is not None
+        head = f"{self._date},{int((now - second) * 1000):03d} INFO {ACCESS_LOGGER}: "
+        direct.write_text("".join([f"{head}{text_line(outcome)}\n" for outcome in outcomes]))
+
     def record(self, outcome: Outcome) -> None:
         now = time.time()
         second = int(now)

@@ -162,6 +162,13 @@ class Metrics:
     # -- the sink ---------------------------------------------------------------------------------
 
     def record(self, outcome: Outcome) -> None:
+        self.record_batch([outcome])
+
+    def record_batch(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
         provider, upstream = outcome.provider, outcome.upstream_model
         if provider is None and outcome.attempts:  # no answer: counted where it was last tried
             provider, upstream = outcome.attempts[-1].provider, outcome.attempts[-1].model

@@ -6,7 +6,9 @@ Everything that must see a finished request (the usage ledger, metrics, the acce
 counters) is a sink; nothing else in the trip knows about them.
 
 A sink's `record` runs on the event loop right after the reply ends: it must be cheap (append to a
-queue, bump a counter) and must never raise or block. `start` and `close` bracket the gateway's life
+queue, bump a counter) and must never raise or block. A sink may also have `record_batch(outcomes)`:
+the outcomes of one step of the loop then come to it in one call, in order (what `record` would get
+one at a time). `start` and `close` bracket the gateway's life
 (`close` flushes what is queued). Built-in sinks are made from the config; third-party ones come from
 the `dragoman.sinks` entry point group: a callable taking the `Gateway` and returning a sink or None.
 """
@@ -18,6 +20,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import msgspec
@@ -103,9 +106,11 @@ class Sinks:
         # would carry (usage read off a reply, attempt records)
         self.active = bool(self.sinks)
         self._pending: list[Outcome] = []  # handed over with `soon`, not yet recorded
+        self._takers = [_taker(sink) for sink in self.sinks]
 
     def add(self, sink: Sink) -> None:
         self.sinks.append(sink)
+        self._takers.append(_taker(sink))
         self.active = True
 
     def record(self, outcome: Outcome) -> None:
@@ -128,11 +133,19 @@ class Sinks:
     def flush(self) -> None:
         """Record what `soon` was handed (at once: `close` calls it before the sinks close)."""
         batch, self._pending = self._pending, []
-        for sink in self.sinks:
-            record = sink.record
+        if not batch:
+            return
+        for sink, many in self._takers:
+            if many is not None:
+                try:
+                    many(batch)
+                except Exception:
+                    self.failures += len(batch)
+                    log.exception("sink %s failed to record %d requests", sink.name, len(batch))
+                continue
             for outcome in batch:
                 try:
-                    record(outcome)
+                    sink.record(outcome)
                 except Exception:
                     self.failures += 1
                     log.exception("sink %s failed to record request %s", sink.name, outcome.request_id)
@@ -154,6 +167,11 @@ class Sinks:
 
     def __len__(self) -> int:
         return len(self.sinks)
+
+
+def _taker(sink: Sink) -> tuple[Sink, Callable[[list[Outcome]], None] | None]:
+    many = getattr(sink, "record_batch", None)
+    return sink, many if callable(many) else None
 
 
 _NODE = os.uname().nodename if hasattr(os, "uname") else "local"

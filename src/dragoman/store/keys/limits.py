@@ -239,29 +239,34 @@ class Limits:
     # -- the sink: spend and tokens of finished requests -----------------------------------------
 
     def record(self, outcome: Outcome) -> None:
-        name = outcome.key_name
-        if name is None:
-            return
-        key = self.ring.by_name.get(name)
-        if key is None:
-            return
-        tokens = tokens_of(outcome)
-        cost = outcome.cost_usd or 0.0
-        if not tokens and not cost:
-            return
+        self.record_batch([outcome])
+
+    def record_batch(self, outcomes: list[Outcome]) -> None:
         now = time.time()
         minute = int(now // WINDOW)
-        start = period_bounds(key.period, now)[0]
-        if tokens:
-            self._mine(key.key_id, minute).tokens += tokens
-        if cost:
-            slot = (key.key_id, start)
-            self._spend[slot] = self._spend.get(slot, 0.0) + cost
-        if self.link is not None:
-            pending = self._pending.setdefault((key.key_id, minute, start), [0.0, 0.0])
-            pending[0] += tokens
-            pending[1] += cost
-            self._wake.set()
+        by_name = self.ring.by_name
+        for outcome in outcomes:
+            name = outcome.key_name
+            if name is None:
+                continue
+            key = by_name.get(name)
+            if key is None:
+                continue
+            tokens = tokens_of(outcome)
+            cost = outcome.cost_usd or 0.0
+            if not tokens and not cost:
+                continue
+            start = period_bounds(key.period, now)[0]
+            if tokens:
+                self._mine(key.key_id, minute).tokens += tokens
+            if cost:
+                slot = (key.key_id, start)
+                self._spend[slot] = self._spend.get(slot, 0.0) + cost
+            if self.link is not None:
+                pending = self._pending.setdefault((key.key_id, minute, start), [0.0, 0.0])
+                pending[0] += tokens
+                pending[1] += cost
+                self._wake.set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -111,11 +111,14 @@ class Ledger:
     # --- the sink protocol ----------------------------------------------------------------------
 
     def record(self, outcome: Outcome) -> None:
+        self.record_batch([outcome])
+
+    def record_batch(self, outcomes: list[Outcome]) -> None:
         if self._closed:
-            self._spill_now([outcome])  # a straggler after close: straight to disk
+            self._spill_now(list(outcomes))  # stragglers after close: straight to disk
             return
         queue = self._queue
-        queue.append(outcome)
+        queue.extend(outcomes)
         if len(queue) >= 2 * self.queue_max:
             # a burst faster than the spill thread: write the excess to disk here rather than drop it
             self._spill_now(self._take(len(queue) - self.queue_max // 2))
