@@ -149,29 +149,30 @@ def _head(o: Outcome) -> str:
 
 
 def text_line(o: Outcome) -> str:
-    """The same fields as one logfmt line, built directly: this runs once per request."""
-    parts = [_head(o), f"latency_ms={o.latency_ms:.1f}"]
-    if o.ttfb_ms is not None:
-        parts.append(f"ttfb_ms={o.ttfb_ms:.1f}")
+    """The same fields as one logfmt line, built directly (one f-string of optional pieces): this
+    runs once per request."""
     u = o.usage
-    if u is not None:
-        parts.append(
-            f"in={u.input_tokens} out={u.output_tokens} cache_read={u.cache_read_tokens} "
-            f"cache_write={u.cache_write_tokens}"
+    if u is None:
+        usage = ""
+    elif u.reasoning_tokens is None:
+        usage = (
+            f" in={u.input_tokens} out={u.output_tokens} cache_read={u.cache_read_tokens}"
+            f" cache_write={u.cache_write_tokens}"
         )
-        if u.reasoning_tokens is not None:
-            parts.append(f"reasoning={u.reasoning_tokens}")
-    if o.cost_usd is not None:
-        parts.append(f"cost_usd={o.cost_usd:.6f}")
-    parts.append(f"attempts={len(o.attempts)}")
-    if o.key_name:
-        parts.append("key=" + value(o.key_name))
-    parts.append(f"id={o.request_id} end={o.end}")
-    if o.error_type:
-        parts.append(f"error_type={o.error_type}")
-    if o.error:
-        parts.append("error=" + logfmt(clean(o.error, 300)))  # not remembered: errors vary
-    return " ".join(parts)
+    else:
+        usage = (
+            f" in={u.input_tokens} out={u.output_tokens} cache_read={u.cache_read_tokens}"
+            f" cache_write={u.cache_write_tokens} reasoning={u.reasoning_tokens}"
+        )
+    return (
+        f"{_head(o)} latency_ms={o.latency_ms:.1f}"
+        f"{f' ttfb_ms={o.ttfb_ms:.1f}' if o.ttfb_ms is not None else ''}{usage}"
+        f"{f' cost_usd={o.cost_usd:.6f}' if o.cost_usd is not None else ''}"
+        f" attempts={len(o.attempts)}{' key=' + value(o.key_name) if o.key_name else ''}"
+        f" id={o.request_id} end={o.end}"
+        f"{f' error_type={o.error_type}' if o.error_type else ''}"
+        f"{' error=' + logfmt(clean(o.error, 300)) if o.error else ''}"  # not remembered: errors vary
+    )
 
 
 class AccessLog:

@@ -165,24 +165,23 @@ class Metrics:
         self.record_batch([outcome])
 
     def record_batch(self, outcomes: list[Outcome]) -> None:
+        catalog, children = self._catalog, self._children
+        count = self._count_library if self.multiprocess else self._count_cells
         for outcome in outcomes:
-            self._count(outcome)
+            provider, upstream = outcome.provider, outcome.upstream_model
+            if provider is None and outcome.attempts:  # no answer: counted where it was last tried
+                provider, upstream = outcome.attempts[-1].provider, outcome.attempts[-1].model
+            provider = provider or NONE
+            known = catalog.get(provider)
+            model = upstream if upstream is not None and known is not None and upstream in known else OTHER
+            slot = (outcome.front or NONE, provider, model, outcome.status)
+            kids = children.get(slot)
+            if kids is None:
+                kids = children[slot] = self._make(slot)
+            count(kids, outcome)
 
-    def _count(self, outcome: Outcome) -> None:
-        provider, upstream = outcome.provider, outcome.upstream_model
-        if provider is None and outcome.attempts:  # no answer: counted where it was last tried
-            provider, upstream = outcome.attempts[-1].provider, outcome.attempts[-1].model
-        provider = provider or NONE
-        known = self._catalog.get(provider)
-        model = upstream if upstream is not None and known is not None and upstream in known else OTHER
-        front = outcome.front or NONE
-        slot = (front, provider, model, outcome.status)
-        kids = self._children.get(slot)
-        if kids is None:
-            kids = self._children[slot] = self._make(slot)
-        if not self.multiprocess:
-            self._count_cells(kids, outcome)
-            return
+    def _count_library(self, kids: _Children, outcome: Outcome) -> None:
+        """The counts on prometheus_client's metrics (several processes)."""
         kids.requests.inc()
         kids.duration.observe(outcome.latency_ms / 1000)
         if outcome.ttfb_ms is not None:
