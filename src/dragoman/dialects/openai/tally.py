@@ -11,7 +11,7 @@ import msgspec
 from dragoman.canonical import Usage, merge_usage
 from dragoman.dialects.base import Tally
 from dragoman.dialects.openai.stream import error_from_payload, openai_usage, stop_from_openai, usage_from_openai
-from dragoman.dialects.tap import ByteTap, data_lines, last_lines, line_at, payload, styled
+from dragoman.dialects.tap import ByteTap, data_lines, last_lines, styled
 
 END_MARKERS = (b"[DONE]", b'"finish_reason":"', b'"finish_reason": "', b'"error"')
 # a tool call's first delta names its type once; later fragments carry only arguments
@@ -225,17 +225,22 @@ class OpenAIStreamTap:
         is not choice 0's."""
         if markers is None:
             markers = styled(data, _COMPACT, _SPACED)
-        lines: list[tuple[int, int]] = []
+        starts: list[int] = []  # where the lines holding a marker start (line_at, inlined: per request)
         for marker in markers:
             at = data.rfind(marker)
-            if at >= 0 and (where := line_at(data, at)) not in lines:
-                lines.append(where)
-        for start, end in sorted(lines):
-            event = payload(data[start:end].rstrip(b"\r"))
-            if event is None:
+            if at >= 0:
+                start = data.rfind(b"\n", 0, at) + 1
+                if start not in starts:
+                    starts.append(start)
+        if len(starts) > 1:
+            starts.sort()
+        for start in starts:
+            if data[start : start + 5] != b"data:":
                 return False
+            end = data.find(b"\n", start)
+            line = data[start + 5 : end if end >= 0 else len(data)]
             try:
-                chunk = _chunk.decode(event)
+                chunk = _chunk.decode(line)  # (the payload after "data:"; JSON skips the space and a CR)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return False
             if chunk.error is not None:
