@@ -224,7 +224,7 @@ def _attempt(target: Target, key: int, result: Result | None, error: GatewayErro
         model=target.model,
         key=key,
         status=result.status if result is not None else None,
-        latency_ms=round(result.latency_ms, 2) if result is not None else 0.0,
+        latency_ms=int(result.latency_ms * 100 + 0.5) / 100 if result is not None else 0.0,  # (not round(): see fronts)
         error_type=error.anthropic_type if error is not None else None,
         error=error.message[:500] if error is not None else None,
     )
