@@ -121,13 +121,6 @@ def _refusal(key: GatewayKey, counts: Counts, elapsed: float, end: float) -> Gat
     return None
 
 
-def tokens_of(outcome: Outcome) -> int:
-    u = outcome.usage
-    if u is None:
-        return 0
-    return u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens
-
-
 class Limits:
     name = "key_limits"
 
@@ -168,12 +161,19 @@ class Limits:
         now = time.time()
         minute = int(now // WINDOW)
         start, end = period_bounds(key.period, now)
-        counts = self._local_counts(key, minute, start)
-        counts.spend = max(counts.spend, self._ledger.get((key.key_id, start), 0.0))
-        refusal = _refusal(key, counts, now - minute * WINDOW, end)
+        kid = key.key_id
+        mine = self._minutes.get(kid)
+        if mine is None or mine.minute != minute:
+            mine = self._mine(kid, minute)
+        if key.rpm is not None:
+            mine.requests += 1
+        slot = (kid, start)
+        spend = self._spend.get(slot, 0.0)
+        booked = self._ledger.get(slot, 0.0)
+        refusal = _refusal(key, mine.counts(booked if booked > spend else spend), now - minute * WINDOW, end)
         if refusal is not None:
             if key.rpm is not None:
-                self._mine(key.key_id, minute).requests -= 1  # a refused request does not count
+                mine.requests -= 1  # a refused request does not count
             raise refusal
         return None
 
@@ -245,6 +245,7 @@ class Limits:
         now = time.time()
         minute = int(now // WINDOW)
         by_name = self.ring.by_name
+        minutes = self._minutes
         for outcome in outcomes:
             name = outcome.key_name
             if name is None:
@@ -252,13 +253,17 @@ class Limits:
             key = by_name.get(name)
             if key is None:
                 continue
-            tokens = tokens_of(outcome)
+            u = outcome.usage  # what the TPM counts: every token in and out, cached ones too
+            tokens = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens + u.output_tokens if u else 0
             cost = outcome.cost_usd or 0.0
             if not tokens and not cost:
                 continue
             start = period_bounds(key.period, now)[0]
             if tokens:
-                self._mine(key.key_id, minute).tokens += tokens
+                mine = minutes.get(key.key_id)
+                if mine is None or mine.minute != minute:
+                    mine = self._mine(key.key_id, minute)
+                mine.tokens += tokens
             if cost:
                 slot = (key.key_id, start)
                 self._spend[slot] = self._spend.get(slot, 0.0) + cost

@@ -26,6 +26,12 @@ _USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(Usage))
 
 def clean(outcome: Outcome, log_bodies: bool, secrets: tuple[str, ...]) -> Outcome:
     """The outcome as the ledger may keep it: bodies only when opted in, and redacted."""
+    if outcome.error is None and outcome.request_body is None and outcome.response_body is None:
+        for attempt in outcome.attempts:
+            if attempt.error:
+                break
+        else:
+            return outcome  # the usual success: nothing to take out or redact
     request_body = response_body = None
     if log_bodies:
         request_body = redact(outcome.request_body, secrets) if outcome.request_body else outcome.request_body
