@@ -81,9 +81,13 @@ class StreamEncoder(Protocol):
 
 class StreamTap(Protocol):
     """Watches a same-dialect stream pass through. `feed` runs on every chunk and must stay cheap
-    (byte scans, a bounded tail kept; no JSON decoded per chunk); `finish` reads what it kept."""
+    (byte scans, a bounded tail kept; no JSON decoded per chunk); once the stream is over, `ended`
+    says (cheaply) whether it reached its end, which decides how the reply ends, and `finish`,
+    read after that, what it kept (its `ended` the same)."""
 
     def feed(self, chunk: bytes) -> None: ...
+
+    def ended(self) -> bool: ...
 
     def finish(self) -> Tally: ...
 

@@ -184,11 +184,15 @@ class EndTap:
                 return True
         return False
 
-    def finish(self) -> Tally:
+    def ended(self) -> bool:
         if not self._ended:
             chunks = self._chunks
             self._ended = self._found(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        return Tally(ended=self._ended)
+            self._chunks = []  # (read once: nothing is fed after the stream is over)
+        return self._ended
+
+    def finish(self) -> Tally:
+        return Tally(ended=self.ended())
 
 
 def line_at(data: bytes, at: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ import msgspec
 
 from dragoman import dialects
 from dragoman.accumulate import Accumulator
-from dragoman.canonical import MessageDelta, MessageStart, PartStart, Reasoning, Response, StreamError, ToolCall
+from dragoman.canonical import MessageDelta, MessageStart, PartStart, Reasoning, Response, StreamError, ToolCall, Usage
 from dragoman.dialects.base import Codec, Tally
 from dragoman.errors import GatewayError, Overloaded, UpstreamError, for_anthropic_type, redact
 from dragoman.trip.plan import Shaped, Trip
@@ -420,25 +420,32 @@ class Exchange:
         except (ClientGone, asyncio.CancelledError):
             self._count(tap.finish())  # the client left, or the gateway is ending it: what was seen counts
             raise
-        tally = tap.finish()
+        told: Usage | None = None
         if decoder is not None and acc is not None:
             for event in decoder.close():
                 acc.feed(event)
             response = acc.finish()
-            await remember(self.gw, self.provider.id, response)
-            if tally.usage is None:  # the tap reads what is billed; the decoder what the client is told
-                tally.usage = response.usage
+            await remember(self.gw, self.provider.id, response)  # before the end: the next turn may follow it at once
+            told = response.usage
+        if failure is None and not tap.ended():
+            failure = UpstreamError(f"{self.provider.id} ended the stream before it was complete")
+        try:
+            if failure is None:
+                await writer.end(last)
+            elif last:
+                await writer.lines(last)
+        except BaseException:
+            self._count(tap.finish())
+            raise
+        # what the ledger reads (usage, finish, an error event) once the client has its end
+        tally = tap.finish()
+        if tally.usage is None:  # the tap reads what is billed; the decoder what the client is told
+            tally.usage = told
         self._count(tally)
         if failure is None and tally.error is not None:
             self.trip.outcome.end = "broken"  # the upstream's own error event went through, redacted
             self.trip.outcome.error_type = "api_error"
             self.trip.outcome.error = redact(tally.error, self.secrets)
-        elif failure is None and not tally.ended:
-            failure = UpstreamError(f"{self.provider.id} ended the stream before it was complete")
-        if failure is None:
-            await writer.end(last)
-        elif last:
-            await writer.lines(last)
         return failure
 
     async def _translate(self, first: bytes, up: Any, writer: _Writer) -> GatewayError | None:

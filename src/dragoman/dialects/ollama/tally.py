@@ -67,6 +67,9 @@ class OllamaStreamTap:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS)
         self.feed = self._bytes.feed  # one list append per chunk
 
+    def ended(self) -> bool:
+        return self._bytes.ended
+
     def finish(self) -> Tally:
         tally = Tally(tool_calls=self._bytes.counted)
         for raw in lines_with(self._bytes.tail(), *END_MARKERS):  # not the `"done":false` lines

@@ -208,6 +208,9 @@ class OpenAIStreamTap:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS, spaced=TOOL_MARKERS_SPACED)
         self.feed = self._bytes.feed  # one list append per chunk
 
+    def ended(self) -> bool:
+        return self._bytes.ended
+
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
         tail = self._bytes.tail()

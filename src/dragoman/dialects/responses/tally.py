@@ -101,6 +101,9 @@ class ResponsesStreamTap:
         self._bytes = ByteTap(END_MARKERS, TOOL_MARKERS, note=_INCOMPLETE)
         self.feed = self._bytes.feed
 
+    def ended(self) -> bool:
+        return self._bytes.ended
+
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
         tail = self._bytes.tail()
