@@ -9,6 +9,7 @@ import random
 import pytest
 
 from dragoman.dialects.anthropic.tally import AnthropicStreamTap
+from dragoman.dialects.base import Tally
 from dragoman.dialects.openai.tally import OpenAIStreamTap
 from dragoman.dialects.tap import KEEP, ByteTap
 
@@ -241,3 +242,92 @@ def test_tool_calls_are_counted_in_the_json_style_of_the_stream(style: str) -> N
     anthropic = AnthropicStreamTap()
     anthropic.feed(b"".join(f"event: {e}\ndata: {dump(o)}\n\n".encode() for e, o in events))
     assert anthropic.finish().tool_calls == 3
+
+
+ANTHROPIC_ENDINGS: dict[str, list[tuple[str, dict]]] = {
+    "the usual": [
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+        ),
+    ],
+    "two deltas, the first with a field the last lacks": [
+        ("message_delta", {"type": "message_delta", "delta": {}, "usage": {"output_tokens": 4, "input_tokens": 30}}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 8}},
+        ),
+    ],
+    "a null in the delta's usage": [
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 5, "x": None}},
+        ),
+    ],
+    "compaction iterations": [
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {
+                    "output_tokens": 3,
+                    "iterations": [{"input_tokens": 10, "output_tokens": 2}, {"input_tokens": 20, "output_tokens": 3}],
+                },
+            },
+        ),
+    ],
+    "an error after the delta": [
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}},
+        ),
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ],
+    "no delta at all": [],
+}
+
+
+@pytest.mark.parametrize("events", ["named", "data only", "crlf"])
+@pytest.mark.parametrize("style", ["compact", "spaced"])
+@pytest.mark.parametrize("name", list(ANTHROPIC_ENDINGS))
+def test_anthropic_tap_reads_the_usual_ending_as_it_reads_every_line(
+    name: str, style: str, events: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual stream is read with two searches and two typed decodes; the result is the one the
+    full reading of every event gives, on whatever the ending is."""
+    dump = (lambda o: json.dumps(o, separators=(",", ":"))) if style == "compact" else json.dumps
+    nl = "\r\n" if events == "crlf" else "\n"
+
+    def frame(kind: str, obj: dict) -> bytes:
+        head = "" if events == "data only" else f"event: {kind}{nl}"
+        return f"{head}data: {dump(obj)}{nl}{nl}".encode()
+
+    usage = {"input_tokens": 12, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 2, "output_tokens": 1}
+    parts = [frame("message_start", {"type": "message_start", "message": {"id": "m", "content": [], "usage": usage}})]
+    parts += [frame("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"text": "hi"}})] * 3
+    parts += [frame(kind, obj) for kind, obj in ANTHROPIC_ENDINGS[name]]
+    parts.append(frame("message_stop", {"type": "message_stop"}))
+    data = b"".join(parts)
+
+    def read() -> tuple[object, ...]:
+        tap = AnthropicStreamTap()
+        for chunk in _chunked(data, 3):
+            tap.feed(chunk)
+        t = tap.finish()
+        return (t.ended, t.stop_reason, t.error, t.tool_calls, t.usage)
+
+    usual: list[bool] = []
+    original = AnthropicStreamTap._usual
+
+    def recorded(self: AnthropicStreamTap, tally: Tally) -> bool:
+        usual.append(original(self, tally))
+        return usual[-1]
+
+    monkeypatch.setattr(AnthropicStreamTap, "_usual", recorded)
+    quick = read()
+    # the usual endings take the quick reading (so the comparison below compares two readings)
+    assert usual == [name in ("the usual", "a null in the delta's usage", "compaction iterations")]
+    monkeypatch.setattr(AnthropicStreamTap, "_usual", lambda self, tally: False)
+    assert quick == read()
+    assert quick[4] is not None  # message_start's usage, at least

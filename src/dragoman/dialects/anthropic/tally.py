@@ -84,6 +84,34 @@ def _decoded(payloads: list[bytes]) -> list[Any]:
     return out
 
 
+class _StartMessage(msgspec.Struct):
+    usage: Any = None
+
+
+class _Start(msgspec.Struct):  # message_start, its usage alone (the rest is skipped, not built)
+    type: Any = None
+    message: _StartMessage | None = None
+
+
+class _Delta(msgspec.Struct):  # message_delta
+    type: Any = None
+    delta: Any = None
+    usage: Any = None
+
+
+_start = msgspec.json.Decoder(_Start)
+_delta = msgspec.json.Decoder(_Delta)
+
+
+def _payload_at(data: bytes, at: int) -> bytes | None:
+    """The payload of the SSE `data:` line holding byte `at` (None for another kind of line)."""
+    start = data.rfind(b"\n", 0, at) + 1
+    if data[start : start + 5] != b"data:":
+        return None
+    end = data.find(b"\n", at)
+    return data[start + 5 : end if end >= 0 else len(data)]  # (JSON skips the space and a CR)
+
+
 class AnthropicStreamTap:
     __slots__ = ("_bytes", "feed")
 
@@ -96,6 +124,8 @@ class AnthropicStreamTap:
 
     def finish(self) -> Tally:
         tally = Tally(ended=self._bytes.ended, tool_calls=self._bytes.counted)
+        if self._usual(tally):
+            return tally
         # as the stream decoder reads it: message_start's usage, then each field message_delta
         # reports (cumulative, so the last one counts) replaces it
         wire: dict[str, Any] | None = None
@@ -124,3 +154,38 @@ class AnthropicStreamTap:
                 tally.error = message if isinstance(message, str) else "upstream stream error"
         tally.usage = billed_usage(wire) if wire is not None else None
         return tally
+
+    def _usual(self, tally: Tally) -> bool:
+        """The usual stream read with two searches and two typed decodes: message_start in the head,
+        one message_delta in the last lines, no error. False (nothing set): read it all, as above."""
+        end = last_lines(self._bytes.tail())
+        at = end.rfind(b"message_delta")
+        if at < 0 or b'"error"' in end:
+            return False
+        # one message_delta event: before its data, only its own `event:` line names it
+        before = end.rfind(b"message_delta", 0, at)
+        if before >= 0 and (end[before - 7 : before] != b"event: " or end.rfind(b"message_delta", 0, before) >= 0):
+            return False
+        head = self._bytes.head()
+        begin = head.find(b"message_start")
+        if begin >= 0 and head[begin - 7 : begin] == b"event: ":  # the event's name: its data follows
+            begin = head.find(b"message_start", begin + 13)
+        last, first = _payload_at(end, at), _payload_at(head, begin) if begin >= 0 else None
+        if last is None or (begin >= 0 and first is None):
+            return False
+        try:
+            delta = _delta.decode(last)
+            start = _start.decode(first) if first is not None else None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        if delta.type != "message_delta" or (start is not None and start.type != "message_start"):
+            return False
+        wire: dict[str, Any] | None = None
+        if start is not None and start.message is not None and isinstance(start.message.usage, dict):
+            wire = start.message.usage
+        if isinstance(delta.delta, dict) and delta.delta.get("stop_reason") is not None:
+            tally.stop_reason = stop_reason(delta.delta["stop_reason"])
+        if isinstance(delta.usage, dict):
+            wire = {**(wire or {}), **{k: v for k, v in delta.usage.items() if v is not None}}
+        tally.usage = billed_usage(wire) if wire is not None else None
+        return True
