@@ -196,26 +196,10 @@ class AccessLog:
         self._direct = direct = direct_handler(self.log)
         self._text_direct = direct is not None and not self.json and not isinstance(direct.formatter, JsonFormatter)
 
-    def record_batch(self, outcomes: list[Outcome]) -> None:
-        """A step's lines in one write (the default setup), or one by one."""
-        if not self._text_direct or len(outcomes) == 1:
-            for outcome in outcomes:
-                self.record(outcome)
-            return
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._tick(second)
-        if not self._enabled or not self._text_direct:
-            for outcome in outcomes:
-                self.record(outcome)
-            return
-        direct = self._direct
-        assert direct is not None
-        head = f"{self._date},{int((now - second) * 1000):03d} INFO {ACCESS_LOGGER}: "
-        direct.write_text("".join([f"{head}{text_line(outcome)}\n" for outcome in outcomes]))
-
     def record(self, outcome: Outcome) -> None:
+        self.record_batch([outcome])
+
+    def record_batch(self, outcomes: list[Outcome]) -> None:
         now = time.time()
         second = int(now)
         if second != self._second:
@@ -223,17 +207,18 @@ class AccessLog:
         if not self._enabled:
             return
         if self._text_direct:
-            # the default: the line as the text formatter would make it, in one write
+            # the default: the lines as the text formatter would make them, a step's in one write
             direct = self._direct
             assert direct is not None
-            direct.write_text(
-                f"{self._date},{int((now - second) * 1000):03d} INFO {ACCESS_LOGGER}: {text_line(outcome)}\n"
-            )
+            head = f"{self._date},{int((now - second) * 1000):03d} INFO {ACCESS_LOGGER}: "
+            direct.write_text("".join([f"{head}{text_line(outcome)}\n" for outcome in outcomes]))
         elif self.json:
-            fields = fields_of(outcome)
-            self._emit(logging.INFO, f"{outcome.method} {fields['path']} {outcome.status}", fields)
+            for outcome in outcomes:
+                fields = fields_of(outcome)
+                self._emit(logging.INFO, f"{outcome.method} {fields['path']} {outcome.status}", fields)
         else:
-            self._emit(logging.INFO, text_line(outcome), None)
+            for outcome in outcomes:
+                self._emit(logging.INFO, text_line(outcome), None)
 
     def plain(self, method: str, path: str, status: int, latency_ms: float) -> None:
         """A request that is not a completion (no Outcome)."""

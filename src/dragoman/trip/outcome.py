@@ -114,12 +114,9 @@ class Sinks:
         self.active = True
 
     def record(self, outcome: Outcome) -> None:
-        for sink in self.sinks:
-            try:
-                sink.record(outcome)
-            except Exception:
-                self.failures += 1
-                log.exception("sink %s failed to record request %s", sink.name, outcome.request_id)
+        """Record `outcome` at once (with whatever `soon` was handed before it)."""
+        self._pending.append(outcome)
+        self.flush()
 
     def soon(self, outcome: Outcome, loop: asyncio.AbstractEventLoop) -> None:
         """Record `outcome` on the loop's next step, with every other outcome handed over until

@@ -161,19 +161,12 @@ class Limits:
         now = time.time()
         minute = int(now // WINDOW)
         start, end = period_bounds(key.period, now)
-        kid = key.key_id
-        mine = self._minutes.get(kid)
-        if mine is None or mine.minute != minute:
-            mine = self._mine(kid, minute)
-        if key.rpm is not None:
-            mine.requests += 1
-        slot = (kid, start)
-        spend = self._spend.get(slot, 0.0)
-        booked = self._ledger.get(slot, 0.0)
-        refusal = _refusal(key, mine.counts(booked if booked > spend else spend), now - minute * WINDOW, end)
+        counts = self._local_counts(key, minute, start)
+        counts.spend = max(counts.spend, self._ledger.get((key.key_id, start), 0.0))
+        refusal = _refusal(key, counts, now - minute * WINDOW, end)
         if refusal is not None:
             if key.rpm is not None:
-                mine.requests -= 1  # a refused request does not count
+                self._mine(key.key_id, minute).requests -= 1  # a refused request does not count
             raise refusal
         return None
 
@@ -245,7 +238,6 @@ class Limits:
         now = time.time()
         minute = int(now // WINDOW)
         by_name = self.ring.by_name
-        minutes = self._minutes
         for outcome in outcomes:
             name = outcome.key_name
             if name is None:
@@ -260,10 +252,7 @@ class Limits:
                 continue
             start = period_bounds(key.period, now)[0]
             if tokens:
-                mine = minutes.get(key.key_id)
-                if mine is None or mine.minute != minute:
-                    mine = self._mine(key.key_id, minute)
-                mine.tokens += tokens
+                self._mine(key.key_id, minute).tokens += tokens
             if cost:
                 slot = (key.key_id, start)
                 self._spend[slot] = self._spend.get(slot, 0.0) + cost
